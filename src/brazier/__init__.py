@@ -1,0 +1,3 @@
+"""Brazier: a self-hosted AWS Lambda."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from brazier.entry import main
+
+main()

@@ -1,0 +1,1 @@
+"""brazier._sandbox_init"""

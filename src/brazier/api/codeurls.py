@@ -1,0 +1,41 @@
+"""Presigned links for ``GetFunction``'s ``Code.Location``, served by brazier itself.
+
+Lambda hands out a presigned S3 URL valid for 10 minutes; brazier signs ``/_brazier/code/<sha>``
+with an HMAC of the digest and expiry under a server secret kept in the data dir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+
+VALIDITY_SECONDS = 600
+
+
+class CodeUrlSigner:
+    def __init__(
+        self, secret: bytes, base_url: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._secret = secret
+        self._base = base_url.rstrip("/")
+        self._clock = clock
+
+    def _mac(self, sha: str, expires: int) -> str:
+        return hmac.new(self._secret, f"{sha}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def url_for(self, sha: str) -> str:
+        expires = int(self._clock()) + VALIDITY_SECONDS
+        mac = self._mac(sha, expires)
+        return f"{self._base}/_brazier/code/{sha}?Expires={expires}&Signature={mac}"
+
+    def check(self, sha: str, expires: str, signature: str) -> bool:
+        """True when the link was signed here and has not expired."""
+        try:
+            when = int(expires)
+        except ValueError:
+            return False
+        if when < self._clock():
+            return False
+        return hmac.compare_digest(self._mac(sha, when), signature)

@@ -1,0 +1,239 @@
+"""One small function per Lambda operation: input dict -> typed command -> service -> output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from brazier.api.codeurls import CodeUrlSigner
+from brazier.api.render import function_configuration
+from brazier.control.commands import (
+    AddPermission,
+    Caller,
+    ConfigChanges,
+    CreateFunction,
+    LoggingSpec,
+    UpdateFunctionCode,
+    UpdateFunctionConfiguration,
+)
+from brazier.control.functions import FunctionService
+from brazier.control.resources import (
+    CODE_SIZE_UNZIPPED,
+    CODE_SIZE_ZIPPED,
+    TOTAL_CODE_SIZE,
+    ResourceService,
+)
+from brazier.model.errors import InvalidParameterValueException
+
+Params = dict[str, Any]
+Result = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    functions: FunctionService
+    resources: ResourceService
+    code_urls: CodeUrlSigner
+
+
+Handler = Callable[[Services, Caller, Params], Awaitable[Result]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def operation(fn: Handler) -> Handler:
+    name = "".join(part.capitalize() for part in fn.__name__.split("_"))
+    HANDLERS[name] = fn
+    return fn
+
+
+def _config_changes(p: Params) -> ConfigChanges:
+    lg = p.get("LoggingConfig")
+    env = p.get("Environment")
+    return ConfigChanges(
+        runtime=p.get("Runtime"),
+        handler=p.get("Handler"),
+        role=p.get("Role"),
+        description=p.get("Description"),
+        timeout=p.get("Timeout"),
+        memory_size=p.get("MemorySize"),
+        environment=None if env is None else dict(env.get("Variables") or {}),
+        ephemeral_storage=(p.get("EphemeralStorage") or {}).get("Size"),
+        layers=None if p.get("Layers") is None else tuple(p["Layers"]),
+        logging=None
+        if lg is None
+        else LoggingSpec(
+            log_format=lg.get("LogFormat"),
+            application_log_level=lg.get("ApplicationLogLevel"),
+            system_log_level=lg.get("SystemLogLevel"),
+            log_group=lg.get("LogGroup"),
+        ),
+        tracing_mode=(p.get("TracingConfig") or {}).get("Mode"),
+        architectures=None if p.get("Architectures") is None else tuple(p["Architectures"]),
+        dead_letter_target=(p.get("DeadLetterConfig") or {}).get("TargetArn"),
+        kms_key_arn=p.get("KMSKeyArn"),
+    )
+
+
+def _zip(code: Mapping[str, Any]) -> bytes | None:
+    if "S3Bucket" in code or "S3Key" in code or "ImageUri" in code:
+        raise InvalidParameterValueException(
+            "Brazier accepts code as ZipFile only; S3 and image code sources are not supported."
+        )
+    zf = code.get("ZipFile")
+    return None if zf is None else bytes(zf)
+
+
+@operation
+async def create_function(s: Services, c: Caller, p: Params) -> Result:
+    fv = await s.functions.create(
+        c,
+        CreateFunction(
+            name=p["FunctionName"],
+            zip_file=_zip(p["Code"]),
+            config=_config_changes(p),
+            package_type=p.get("PackageType", "Zip"),
+            tags=p.get("Tags") or {},
+            publish=bool(p.get("Publish")),
+        ),
+    )
+    return function_configuration(fv)
+
+
+@operation
+async def get_function_configuration(s: Services, c: Caller, p: Params) -> Result:
+    fv = await s.functions.get(c, p["FunctionName"], p.get("Qualifier"))
+    return function_configuration(fv)
+
+
+@operation
+async def get_function(s: Services, c: Caller, p: Params) -> Result:
+    fv = await s.functions.get(c, p["FunctionName"], p.get("Qualifier"))
+    out: dict[str, Any] = {
+        "Configuration": function_configuration(fv),
+        "Code": {
+            "RepositoryType": "S3",
+            "Location": s.code_urls.url_for(fv.config.code.sha256_hex),
+        },
+    }
+    tags = await s.resources.list_tags(c, fv.unqualified_arn)
+    if tags:
+        out["Tags"] = tags
+    return out
+
+
+@operation
+async def list_functions(s: Services, c: Caller, p: Params) -> Result:
+    page, marker = await s.functions.list(
+        c,
+        marker=p.get("Marker"),
+        max_items=p.get("MaxItems"),
+        all_versions=p.get("FunctionVersion") == "ALL",
+    )
+    out: dict[str, Any] = {"Functions": [function_configuration(fv) for fv in page]}
+    if marker:
+        out["NextMarker"] = marker
+    return out
+
+
+@operation
+async def update_function_configuration(s: Services, c: Caller, p: Params) -> Result:
+    fv = await s.functions.update_configuration(
+        c,
+        UpdateFunctionConfiguration(
+            function=p["FunctionName"],
+            config=_config_changes(p),
+            revision_id=p.get("RevisionId"),
+        ),
+    )
+    return function_configuration(fv)
+
+
+@operation
+async def update_function_code(s: Services, c: Caller, p: Params) -> Result:
+    fv = await s.functions.update_code(
+        c,
+        UpdateFunctionCode(
+            function=p["FunctionName"],
+            zip_file=_zip(p),
+            architectures=None if p.get("Architectures") is None else tuple(p["Architectures"]),
+            revision_id=p.get("RevisionId"),
+            publish=bool(p.get("Publish")),
+            dry_run=bool(p.get("DryRun")),
+        ),
+    )
+    return function_configuration(fv)
+
+
+@operation
+async def delete_function(s: Services, c: Caller, p: Params) -> Result:
+    await s.functions.delete(c, p["FunctionName"], p.get("Qualifier"))
+    return {"StatusCode": 204}
+
+
+@operation
+async def tag_resource(s: Services, c: Caller, p: Params) -> Result:
+    await s.resources.tag(c, p["Resource"], p.get("Tags") or {})
+    return {}
+
+
+@operation
+async def untag_resource(s: Services, c: Caller, p: Params) -> Result:
+    await s.resources.untag(c, p["Resource"], p["TagKeys"])
+    return {}
+
+
+@operation
+async def list_tags(s: Services, c: Caller, p: Params) -> Result:
+    return {"Tags": await s.resources.list_tags(c, p["Resource"])}
+
+
+@operation
+async def add_permission(s: Services, c: Caller, p: Params) -> Result:
+    statement = await s.resources.add_permission(
+        c,
+        AddPermission(
+            function=p["FunctionName"],
+            qualifier=p.get("Qualifier"),
+            statement_id=p["StatementId"],
+            action=p["Action"],
+            principal=p["Principal"],
+            source_arn=p.get("SourceArn"),
+            source_account=p.get("SourceAccount"),
+            event_source_token=p.get("EventSourceToken"),
+            principal_org_id=p.get("PrincipalOrgID"),
+            function_url_auth_type=p.get("FunctionUrlAuthType"),
+            revision_id=p.get("RevisionId"),
+        ),
+    )
+    return {"Statement": json.dumps(statement, separators=(",", ":"))}
+
+
+@operation
+async def remove_permission(s: Services, c: Caller, p: Params) -> Result:
+    await s.resources.remove_permission(
+        c, p["FunctionName"], p["StatementId"], p.get("Qualifier"), p.get("RevisionId")
+    )
+    return {}
+
+
+@operation
+async def get_policy(s: Services, c: Caller, p: Params) -> Result:
+    policy, revision = await s.resources.get_policy(c, p["FunctionName"], p.get("Qualifier"))
+    return {"Policy": policy, "RevisionId": revision}
+
+
+@operation
+async def get_account_settings(s: Services, c: Caller, p: Params) -> Result:
+    a = await s.resources.account_settings(c)
+    return {
+        "AccountLimit": {
+            "TotalCodeSize": TOTAL_CODE_SIZE,
+            "CodeSizeUnzipped": CODE_SIZE_UNZIPPED,
+            "CodeSizeZipped": CODE_SIZE_ZIPPED,
+            "ConcurrentExecutions": a.concurrent_executions,
+            "UnreservedConcurrentExecutions": a.unreserved_concurrent_executions,
+        },
+        "AccountUsage": {"TotalCodeSize": a.total_code_size, "FunctionCount": a.function_count},
+    }

@@ -1,0 +1,65 @@
+"""Domain values -> the output members of the Lambda API (field names exactly as AWS's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from brazier.model.functions import FunctionVersion, lambda_timestamp
+
+
+def function_configuration(fv: FunctionVersion) -> dict[str, Any]:
+    cfg = fv.config
+    lc = fv.lifecycle
+    out: dict[str, Any] = {
+        "FunctionName": fv.name,
+        "FunctionArn": fv.arn,
+        "Runtime": cfg.runtime,
+        "Role": cfg.role,
+        "Handler": cfg.handler,
+        "CodeSize": cfg.code.size,
+        "Description": cfg.description,
+        "Timeout": cfg.timeout,
+        "MemorySize": cfg.memory_size,
+        "LastModified": lambda_timestamp(fv.last_modified),
+        "CodeSha256": cfg.code.sha256_b64,
+        "Version": fv.version,
+        "Environment": {"Variables": dict(cfg.environment)},
+        "TracingConfig": {"Mode": cfg.tracing_mode},
+        "RevisionId": fv.revision_id,
+        "State": lc.state.value,
+        "PackageType": "Zip",
+        "Architectures": list(cfg.architectures),
+        "EphemeralStorage": {"Size": cfg.ephemeral_storage},
+        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+        "RuntimeVersionConfig": {
+            "RuntimeVersionArn": f"arn:aws:lambda:{fv.region}::runtime:brazier-{cfg.runtime}"
+        },
+        "LoggingConfig": _logging(fv),
+    }
+    if cfg.layers:
+        out["Layers"] = [{"Arn": arn, "CodeSize": 0} for arn in cfg.layers]
+    if cfg.dead_letter_target:
+        out["DeadLetterConfig"] = {"TargetArn": cfg.dead_letter_target}
+    if cfg.kms_key_arn:
+        out["KMSKeyArn"] = cfg.kms_key_arn
+    if lc.state_reason is not None:
+        out["StateReason"] = lc.state_reason
+    if lc.state_reason_code is not None:
+        out["StateReasonCode"] = lc.state_reason_code
+    if lc.update is not None:
+        out["LastUpdateStatus"] = lc.update.value
+    if lc.update_reason is not None:
+        out["LastUpdateStatusReason"] = lc.update_reason
+    if lc.update_reason_code is not None:
+        out["LastUpdateStatusReasonCode"] = lc.update_reason_code
+    return out
+
+
+def _logging(fv: FunctionVersion) -> dict[str, str]:
+    lg = fv.config.logging
+    out = {"LogFormat": lg.log_format, "LogGroup": fv.log_group}
+    if lg.application_log_level:
+        out["ApplicationLogLevel"] = lg.application_log_level
+    if lg.system_log_level:
+        out["SystemLogLevel"] = lg.system_log_level
+    return out

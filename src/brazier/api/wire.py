@@ -1,0 +1,396 @@
+"""The rest-json wire contract, driven by botocore's Lambda model (2015-03-31).
+
+botocore ships the model AWS generates its SDKs from: routes, locations of every member (uri,
+querystring, header, payload, body), types, enums, lengths, ranges and patterns. This module reads
+it once and does the server's half of the protocol that botocore does for clients: match a request
+to an operation, turn it into a plain ``dict`` of input members (validated against the model the
+way the service does, with AWS's ValidationException text), and turn an output ``dict`` back into
+status, headers and body. Handlers never see HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import botocore.session
+import regex
+from botocore.model import OperationModel, Shape, StructureShape
+
+from brazier.model.errors import (
+    InvalidRequestContentException,
+    UnknownOperationException,
+    ValidationException,
+)
+
+_LABEL = re.compile(r"\{([A-Za-z0-9_]+)(\+?)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str
+    method: str
+    path_regex: re.Pattern[str]
+    static_query: tuple[tuple[str, str], ...]
+    model: OperationModel
+    success_status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    content_type: str | None
+
+
+def _compile_uri(uri: str) -> tuple[re.Pattern[str], tuple[tuple[str, str], ...]]:
+    path, _, query = uri.partition("?")
+    static: list[tuple[str, str]] = []
+    for part in query.split("&") if query else []:
+        key, _, value = part.partition("=")
+        static.append((key, value))
+    regex = "^"
+    pos = 0
+    for m in _LABEL.finditer(path):
+        regex += re.escape(path[pos : m.start()])
+        regex += f"(?P<{m.group(1)}>.+)" if m.group(2) else f"(?P<{m.group(1)}>[^/]+)"
+        pos = m.end()
+    regex += re.escape(path[pos:]) + "/?$"
+    return re.compile(regex), tuple(static)
+
+
+class ServiceWire:
+    """The Lambda API's routes and shapes, loaded once from botocore."""
+
+    def __init__(self, operations: frozenset[str] | None = None) -> None:
+        self.service = botocore.session.get_session().get_service_model("lambda")
+        by_method: dict[str, list[Operation]] = {}
+        for name in self.service.operation_names:
+            if operations is not None and name not in operations:
+                continue
+            om = self.service.operation_model(name)
+            regex, static = _compile_uri(om.http["requestUri"])
+            op = Operation(
+                name=name,
+                method=om.http["method"],
+                path_regex=regex,
+                static_query=static,
+                model=om,
+                success_status=int(om.http.get("responseCode", 200)),
+            )
+            by_method.setdefault(op.method, []).append(op)
+        # Routes with static query requirements first: `GET /layers?find=LayerVersion` must win
+        # over `GET /layers`.
+        self._routes = {
+            m: sorted(ops, key=lambda o: -len(o.static_query)) for m, ops in by_method.items()
+        }
+
+    def match(self, method: str, raw_path: str, query: str) -> tuple[Operation, dict[str, str]]:
+        params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+        for op in self._routes.get(method, ()):
+            m = op.path_regex.match(raw_path)
+            if m is None:
+                continue
+            if any(params.get(k) != v for k, v in op.static_query if v) or any(
+                k not in params for k, _ in op.static_query
+            ):
+                continue
+            return op, {k: unquote(v) for k, v in m.groupdict().items()}
+        raise UnknownOperationException("Unknown operation")
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def parse(
+        self,
+        op: Operation,
+        labels: Mapping[str, str],
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> dict[str, Any]:
+        """Build and validate the operation's input from the request parts."""
+        shape = op.model.input_shape
+        if shape is None:
+            return {}
+        qs: dict[str, list[str]] = {}
+        for k, v in parse_qsl(query, keep_blank_values=True):
+            qs.setdefault(k, []).append(v)
+        out: dict[str, Any] = {}
+        body_members: dict[str, Shape] = {}
+        payload_name = shape.serialization.get("payload")
+        for name, member in shape.members.items():
+            loc = member.serialization.get("location")
+            if loc is not None:
+                _take_located(out, name, member, labels, qs, headers)
+            elif name == payload_name:
+                if member.type_name in ("blob", "string"):
+                    out[name] = body if member.type_name == "blob" else body.decode()
+                elif body:
+                    out[name] = _from_json(member, _load_json(body), name)
+            else:
+                body_members[name] = member
+        if body_members and payload_name is None and body:
+            doc = _load_json(body)
+            if not isinstance(doc, dict):
+                raise InvalidRequestContentException("Could not parse request body into json")
+            for name, member in body_members.items():
+                if name in doc and doc[name] is not None:
+                    out[name] = _from_json(member, doc[name], name)
+        errors: list[str] = []
+        _validate(shape, out, "", errors)
+        if errors:
+            raise ValidationException(
+                f"{len(errors)} validation error{'s' if len(errors) > 1 else ''} detected: "
+                + "; ".join(errors)
+            )
+        return out
+
+    # -- responses ------------------------------------------------------------------------------
+
+    def render(self, op: Operation, result: Mapping[str, Any]) -> Reply:
+        shape = op.model.output_shape
+        status = op.success_status
+        headers: dict[str, str] = {}
+        if shape is None:
+            return Reply(status, headers, b"", None)
+        payload_name = shape.serialization.get("payload")
+        doc: dict[str, Any] = {}
+        raw: bytes | None = None
+        for name, member in shape.members.items():
+            if name not in result or result[name] is None:
+                continue
+            value = result[name]
+            loc = member.serialization.get("location")
+            if loc == "statusCode":
+                status = int(value)
+            elif loc == "header":
+                headers[member.serialization.get("name", name)] = str(value)
+            elif name == payload_name and member.type_name == "blob":
+                raw = bytes(value)
+            elif name == payload_name:
+                doc = _to_json(member, value)
+            else:
+                doc[name] = _to_json(member, value)
+        if raw is not None:
+            return Reply(status, headers, raw, None)
+        if status == 204 and not doc:
+            return Reply(status, headers, b"", None)
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        return Reply(status, headers, body, "application/json")
+
+
+def _take_located(
+    out: dict[str, Any],
+    name: str,
+    member: Shape,
+    labels: Mapping[str, str],
+    qs: Mapping[str, list[str]],
+    headers: Mapping[str, str],
+) -> None:
+    """Copy one uri/querystring/header member from the request into ``out``."""
+    loc = member.serialization["location"]
+    wire_name = member.serialization.get("name", name)
+    if loc == "uri":
+        if wire_name in labels:
+            out[name] = labels[wire_name]
+    elif loc == "querystring":
+        if wire_name in qs:
+            values = qs[wire_name]
+            out[name] = values if member.type_name == "list" else _scalar(member, values[0], name)
+    elif loc == "header":
+        value = headers.get(wire_name.lower())
+        if value is not None:
+            out[name] = _scalar(member, value, name)
+    elif loc == "headers":
+        prefix = wire_name.lower()
+        found = {k[len(prefix) :]: v for k, v in headers.items() if k.startswith(prefix)}
+        if found:
+            out[name] = found
+
+
+def _load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: {exc}"
+        ) from exc
+
+
+def _scalar(shape: Shape, text: str, name: str) -> Any:
+    t = shape.type_name
+    try:
+        if t in ("integer", "long"):
+            return int(text)
+        if t in ("double", "float"):
+            return float(text)
+    except ValueError as exc:
+        raise ValidationException(
+            f"1 validation error detected: Value '{text}' at '{_camel(name)}' failed to satisfy "
+            "constraint: Member must be a number"
+        ) from exc
+    if t == "boolean":
+        return text.lower() == "true"
+    return text
+
+
+def _from_json(shape: Shape, value: Any, path: str) -> Any:
+    t = shape.type_name
+    if t == "structure" and isinstance(value, dict):
+        assert isinstance(shape, StructureShape)
+        return {
+            k: _from_json(shape.members[k], v, f"{path}.{k}")
+            for k, v in value.items()
+            if k in shape.members and v is not None
+        }
+    if t == "list" and isinstance(value, list):
+        return [_from_json(shape.member, v, path) for v in value]  # type: ignore[attr-defined]
+    if t == "map" and isinstance(value, dict):
+        return {k: _from_json(shape.value, v, path) for k, v in value.items()}  # type: ignore[attr-defined]
+    if t == "blob" and isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise InvalidRequestContentException(
+                f"Could not parse request body into json: {path} is not valid base64"
+            ) from exc
+    return value
+
+
+def _to_json(shape: Shape, value: Any) -> Any:
+    t = shape.type_name
+    if t == "structure":
+        assert isinstance(shape, StructureShape)
+        return {
+            k: _to_json(shape.members[k], v)
+            for k, v in value.items()
+            if k in shape.members and v is not None
+        }
+    if t == "list":
+        return [_to_json(shape.member, v) for v in value]  # type: ignore[attr-defined]
+    if t == "map":
+        return {k: _to_json(shape.value, v) for k, v in value.items()}  # type: ignore[attr-defined]
+    if t == "blob":
+        return base64.b64encode(bytes(value)).decode()
+    if t == "timestamp" and not isinstance(value, (int, float, str)):
+        return value.timestamp()
+    return value
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "long": (int,),
+    "boolean": (bool,),
+    "double": (int, float),
+    "float": (int, float),
+    "blob": (bytes, bytearray),
+    "structure": (dict,),
+    "map": (dict,),
+    "list": (list,),
+}
+
+_PATTERNS: dict[str, Any] = {}
+
+
+def _fullmatch(pattern: str, value: str) -> bool:
+    # The model's patterns are Java regexes (``\p{L}`` and friends): the ``regex`` module reads
+    # them as the service does; ``re`` does not.
+    rx = _PATTERNS.get(pattern)
+    if rx is None:
+        rx = _PATTERNS[pattern] = regex.compile(pattern)
+    return rx.fullmatch(value) is not None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (bytes, bytearray)):
+        return "java.nio.HeapByteBuffer"
+    return str(value)
+
+
+def _validate(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
+    """Validate like the service does: required, type, enum, length, range, pattern."""
+    where = path or ""
+    expected = _TYPES.get(shape.type_name)
+    if expected is not None and (
+        not isinstance(value, expected)
+        or (isinstance(value, bool) and shape.type_name != "boolean")
+    ):
+        errors.append(
+            f"Value '{_shown(value)}' at '{where}' failed to satisfy constraint: "
+            f"Member must be of type {shape.type_name}"
+        )
+        return
+    if shape.type_name == "structure":
+        assert isinstance(shape, StructureShape)
+        _validate_structure(shape, value, where, errors)
+        return
+    _validate_value(shape, value, where, errors)
+
+
+def _validate_structure(
+    shape: StructureShape, value: Mapping[str, Any], where: str, errors: list[str]
+) -> None:
+    for req in shape.required_members:
+        if req not in value and shape.members[req].serialization.get("location") != "uri":
+            child = f"{where}.{_camel(req)}" if where else _camel(req)
+            errors.append(
+                f"Value null at '{child}' failed to satisfy constraint: Member must not be null"
+            )
+    for name, v in value.items():
+        child = f"{where}.{_camel(name)}" if where else _camel(name)
+        _validate(shape.members[name], v, child, errors)
+
+
+def _validate_value(shape: Shape, value: Any, where: str, errors: list[str]) -> None:
+    meta = shape.metadata
+    shown = "" if meta.get("sensitive") else f" '{_shown(value)}'"
+    prefix = f"Value{shown} at '{where}' failed to satisfy constraint: "
+    if shape.type_name in ("string", "list", "map", "blob"):
+        n = len(value)
+        if "min" in meta and n < meta["min"]:
+            errors.append(
+                prefix + f"Member must have length greater than or equal to {meta['min']}"
+            )
+        if "max" in meta and n > meta["max"]:
+            errors.append(prefix + f"Member must have length less than or equal to {meta['max']}")
+    elif shape.type_name in ("integer", "long", "double", "float"):
+        if "min" in meta and value < meta["min"]:
+            errors.append(prefix + f"Member must have value greater than or equal to {meta['min']}")
+        if "max" in meta and value > meta["max"]:
+            errors.append(prefix + f"Member must have value less than or equal to {meta['max']}")
+    if shape.type_name == "string":
+        enum = getattr(shape, "enum", None)
+        if enum and value not in enum:
+            errors.append(prefix + f"Member must satisfy enum value set: [{', '.join(enum)}]")
+        pattern = meta.get("pattern")
+        if pattern and not _fullmatch(pattern, value):
+            errors.append(prefix + f"Member must satisfy regular expression pattern: {pattern}")
+    elif shape.type_name == "list":
+        for i, item in enumerate(value):
+            _validate(shape.member, item, f"{where}.{i + 1}.member", errors)  # type: ignore[attr-defined]
+    elif shape.type_name == "map":
+        key_errors: list[str] = []
+        value_errors: list[str] = []
+        for k, v in value.items():
+            _validate_value(shape.key, k, where, key_errors)  # type: ignore[attr-defined]
+            _validate(shape.value, v, where, value_errors)  # type: ignore[attr-defined]
+        for kind, found in (("keys", key_errors), ("values", value_errors)):
+            if found:
+                reasons = {e.split("failed to satisfy constraint: ", 1)[-1] for e in found}
+                errors.append(
+                    f"Value at '{where}' failed to satisfy constraint: Map {kind} must satisfy"
+                    f" constraint: [{', '.join(sorted(reasons))}]"
+                )

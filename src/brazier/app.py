@@ -1,0 +1,85 @@
+"""The composition root: the one place that builds settings, store, services and edges."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+
+from brazier.api.auth import make_authenticator
+from brazier.api.codeurls import CodeUrlSigner
+from brazier.api.http import build_http_app
+from brazier.api.operations import Services
+from brazier.control.functions import FunctionService
+from brazier.control.resources import ResourceService
+from brazier.model.settings import Settings
+from brazier.store.blobs import BlobStore
+from brazier.store.credentials import CredentialStore
+from brazier.store.sqlite import SqliteStore
+
+log = logging.getLogger("brazier")
+
+
+def _server_secret(data_dir: Path) -> bytes:
+    """A random key kept in the data dir, for signing code download links."""
+    path = data_dir / "server.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        key = secrets.token_bytes(32)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return key
+
+
+def credentials_for(data_dir: Path) -> CredentialStore:
+    return CredentialStore(data_dir / "credentials.json")
+
+
+def build_app(settings: Settings) -> Starlette:
+    """Build the whole server for ``settings``. Resources open and close with the app's lifespan."""
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteStore(data_dir / "metadata.db")
+    blobs = BlobStore(data_dir / "code")
+    blobs.sweep_temp()
+    functions = FunctionService(store, blobs)
+    resources = ResourceService(store, account_concurrency=settings.account_concurrency)
+    services = Services(
+        functions=functions,
+        resources=resources,
+        code_urls=CodeUrlSigner(_server_secret(data_dir), settings.base_url),
+    )
+    authenticate = make_authenticator(
+        mode=settings.effective_auth,
+        default_region=settings.region,
+        default_account=settings.account_id,
+        credentials=credentials_for(data_dir),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with functions.running():
+            log.info(
+                "brazier listening on %s (auth %s, data in %s)",
+                settings.base_url,
+                settings.effective_auth,
+                data_dir,
+            )
+            try:
+                yield
+            finally:
+                log.info("brazier shutting down")
+        await store.aclose()
+
+    return build_http_app(services, authenticate, lifespan)

@@ -1,0 +1,139 @@
+"""The ``brazier`` command: the server and operator commands here, HTTP client commands in cli/."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from brazier import __version__
+from brazier.cli.main import client_commands
+from brazier.model.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Brazier: a self-hosted AWS Lambda."""
+
+
+@main.command()
+def version() -> None:
+    """Print brazier's version."""
+    click.echo(f"brazier {__version__}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9000, show_default=True, type=int)
+@click.option("--data-dir", default="./.brazier", show_default=True, type=click.Path())
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
+@click.option("--auth", type=click.Choice(["sigv4", "none"]), default=None,
+              help="Default: sigv4 on a non-loopback address, none on loopback.")  # fmt: skip
+@click.option("--region", default="us-east-1", show_default=True)
+@click.option("--account-id", default="000000000000", show_default=True)
+def server(
+    host: str,
+    port: int,
+    data_dir: str,
+    log_level: str,
+    auth: str | None,
+    region: str,
+    account_id: str,
+) -> None:
+    """Run the brazier server (the Lambda API) until SIGTERM or SIGINT."""
+    import uvicorn
+
+    from brazier.app import build_app
+
+    try:
+        settings = Settings(
+            data_dir=Path(data_dir).resolve(),
+            host=host,
+            port=port,
+            auth=auth,  # type: ignore[arg-type]
+            region=region,
+            account_id=account_id,
+            log_level=log_level,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = uvicorn.Config(
+        build_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level=log_level,
+        access_log=log_level == "debug",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
+    # that was installed before it started. Make that handler a plain exit, so a clean shutdown
+    # exits 0 (what service managers expect) rather than dying of the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
+    uvicorn.Server(config).run()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
+
+
+@main.group()
+def keys() -> None:
+    """Manage the access keys the server accepts (in the data dir)."""
+
+
+def _creds(data_dir: str):  # type: ignore[no-untyped-def]
+    from brazier.app import credentials_for
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    return credentials_for(Path(data_dir))
+
+
+_data_dir_opt = click.option("--data-dir", default="./.brazier", show_default=True)
+
+
+@keys.command("create")
+@_data_dir_opt
+@click.option("--account-id", default="000000000000", show_default=True)
+@click.option("--description", default="")
+def keys_create(data_dir: str, account_id: str, description: str) -> None:
+    """Create an access key; prints it as JSON (the secret is shown only here)."""
+    rec = _creds(data_dir).create(account_id, description)
+    click.echo(json.dumps({
+        "AccessKeyId": rec.access_key_id,
+        "SecretAccessKey": rec.secret_access_key,
+        "AccountId": rec.account_id,
+    }, indent=2))  # fmt: skip
+
+
+@keys.command("list")
+@_data_dir_opt
+def keys_list(data_dir: str) -> None:
+    """List access keys (without secrets)."""
+    for rec in _creds(data_dir).list():
+        click.echo(f"{rec.access_key_id}\t{rec.account_id}\t{rec.created}\t{rec.description}")
+
+
+@keys.command("delete")
+@_data_dir_opt
+@click.argument("access_key_id")
+def keys_delete(data_dir: str, access_key_id: str) -> None:
+    """Delete an access key."""
+    if not _creds(data_dir).delete(access_key_id):
+        click.echo(f"no such key: {access_key_id}", err=True)
+        sys.exit(1)
+
+
+for _cmd in client_commands():
+    main.add_command(_cmd)

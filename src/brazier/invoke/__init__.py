@@ -1,0 +1,1 @@
+"""brazier.invoke"""

@@ -1,0 +1,1 @@
+"""Pure types, invariants and domain errors. Imports nothing of brazier."""

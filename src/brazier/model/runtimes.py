@@ -1,0 +1,55 @@
+"""The runtimes brazier knows, and what each needs from the machine."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class RuntimeFamily(enum.Enum):
+    PYTHON = "python"
+    NODE = "nodejs"
+    PROVIDED = "provided"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeInfo:
+    name: str  # the Lambda identifier, e.g. "python3.11"
+    family: RuntimeFamily
+    version: str  # "3.11", "20", "al2023"
+
+    @property
+    def execution_env(self) -> str | None:
+        """``AWS_EXECUTION_ENV``; not set for ``provided`` runtimes."""
+        if self.family is RuntimeFamily.PROVIDED:
+            return None
+        return f"AWS_Lambda_{self.name}"
+
+
+SUPPORTED: dict[str, RuntimeInfo] = {
+    **{
+        f"python3.{m}": RuntimeInfo(f"python3.{m}", RuntimeFamily.PYTHON, f"3.{m}")
+        for m in range(9, 15)
+    },
+    **{
+        f"nodejs{v}.x": RuntimeInfo(f"nodejs{v}.x", RuntimeFamily.NODE, str(v))
+        for v in (18, 20, 22, 24)
+    },
+    "provided.al2023": RuntimeInfo("provided.al2023", RuntimeFamily.PROVIDED, "al2023"),
+    "provided.al2": RuntimeInfo("provided.al2", RuntimeFamily.PROVIDED, "al2"),
+}
+
+# Identifiers Lambda has retired for creation; the API refuses them with Lambda's message.
+DEPRECATED: frozenset[str] = frozenset(
+    {
+        "provided", "python2.7", "python3.6", "python3.7", "python3.8",
+        "nodejs", "nodejs4.3", "nodejs4.3-edge", "nodejs6.10", "nodejs8.10", "nodejs10.x",
+        "nodejs12.x", "nodejs14.x", "nodejs16.x",
+        "java8", "go1.x", "ruby2.5", "ruby2.7", "dotnetcore1.0", "dotnetcore2.0",
+        "dotnetcore2.1", "dotnetcore3.1", "dotnet6",
+    }
+)  # fmt: skip
+
+
+def lookup(name: str) -> RuntimeInfo | None:
+    return SUPPORTED.get(name)

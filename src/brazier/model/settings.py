@@ -1,0 +1,71 @@
+"""Server settings: one frozen value, validated at construction, passed down from ``app.py``."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+AuthMode = Literal["sigv4", "none"]
+
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names only this machine (so open, emulator-style auth is safe)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 9000
+    auth: AuthMode | None = None  # None: sigv4 off loopback, none on loopback
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    log_level: str = "info"
+    # Data plane
+    account_concurrency: int = 1000
+    idle_ttl_seconds: float = 600.0
+    init_timeout_seconds: float = 10.0
+    # Public URL the server is reached at, for Code.Location; derived from host/port if unset.
+    public_url: str | None = None
+    runtimes_dir: Path | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be 1-65535, not {self.port}")
+        if not _REGION.match(self.region):
+            raise ValueError(f"not an AWS region name: {self.region!r}")
+        if not _ACCOUNT.match(self.account_id):
+            raise ValueError(f"account id must be 12 digits: {self.account_id!r}")
+        if self.auth not in (None, "sigv4", "none"):
+            raise ValueError(f"auth must be sigv4 or none, not {self.auth!r}")
+        if self.account_concurrency < 1:
+            raise ValueError("account concurrency must be at least 1")
+        if self.idle_ttl_seconds <= 0:
+            raise ValueError("idle TTL must be positive")
+
+    @property
+    def effective_auth(self) -> AuthMode:
+        if self.auth is not None:
+            return self.auth
+        return "none" if is_loopback(self.host) else "sigv4"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"

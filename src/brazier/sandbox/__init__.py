@@ -1,0 +1,22 @@
+"""brazier.sandbox: Linux execution environments (namespaces, cgroups, seccomp, zygotes)."""
+
+from .base import ExitStatus, FactoryStatistics, Sandbox, SandboxFactory, SandboxSpec
+from .errors import RuntimeUnavailable, SandboxError, SandboxStartError, SandboxUnavailable
+from .factory import LinuxSandboxFactory, open_sandbox_factory
+from .rootfs import prepare_tmp, release_tmp
+
+__all__ = [
+    "ExitStatus",
+    "FactoryStatistics",
+    "LinuxSandboxFactory",
+    "RuntimeUnavailable",
+    "Sandbox",
+    "SandboxError",
+    "SandboxFactory",
+    "SandboxSpec",
+    "SandboxStartError",
+    "SandboxUnavailable",
+    "open_sandbox_factory",
+    "prepare_tmp",
+    "release_tmp",
+]

@@ -1,0 +1,87 @@
+"""The metadata store boundary. SQLite today (single node); PostgreSQL for cluster mode later.
+
+Every method is a coroutine so that a networked implementation fits the same Protocol. Contracts:
+reads never block on writers; writes are atomic; a method called after ``aclose()`` raises
+``StoreClosed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from brazier.model.errors import BrazierError
+from brazier.model.functions import FunctionVersion
+
+
+class StoreClosed(BrazierError):
+    """The store was used after ``aclose()``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    function_count: int
+    total_code_size: int
+
+
+class MetadataStore(Protocol):
+    async def create_function(self, fv: FunctionVersion, tags: Mapping[str, str]) -> bool:
+        """Insert a new function with its ``$LATEST``. False (and no change) if the name exists.
+        Not idempotent."""
+
+    async def get_version(
+        self, account: str, region: str, name: str, version: str
+    ) -> FunctionVersion | None:
+        """One version of a function, or None."""
+
+    async def replace_version(self, fv: FunctionVersion, *, expected_revision: str) -> bool:
+        """Compare-and-swap: store ``fv`` only if the stored revision is ``expected_revision``.
+        False when the version is gone or was changed meanwhile."""
+
+    async def list_versions(
+        self, account: str, region: str, *, after: str | None, limit: int, all_versions: bool
+    ) -> list[FunctionVersion]:
+        """Versions ordered by (name, version); ``after`` is an exclusive ``name\\0version``
+        cursor. Only ``$LATEST`` unless ``all_versions``."""
+
+    async def list_pending(self) -> list[FunctionVersion]:
+        """Versions whose create or update has not finished (to resume after a restart)."""
+
+    async def delete_function(self, account: str, region: str, name: str) -> bool:
+        """Delete a function with all its versions, tags and policies. Idempotent (False if
+        absent)."""
+
+    async def get_tags(self, account: str, region: str, name: str) -> dict[str, str] | None:
+        """The function's tags, or None if the function does not exist."""
+
+    async def set_tags(self, account: str, region: str, name: str, tags: Mapping[str, str]) -> bool:
+        """Replace the tags. False if the function does not exist."""
+
+    async def get_policy(
+        self, account: str, region: str, name: str, qualifier: str
+    ) -> tuple[list[dict[str, object]], str] | None:
+        """Statements and revision id of a resource policy, or None if there is none."""
+
+    async def put_policy(
+        self,
+        account: str,
+        region: str,
+        name: str,
+        qualifier: str,
+        statements: list[dict[str, object]],
+        revision_id: str,
+        *,
+        expected_revision: str | None,
+    ) -> bool:
+        """Compare-and-swap the policy (``expected_revision`` None: must not exist yet). An empty
+        statement list deletes the policy."""
+
+    async def usage(self, account: str) -> Usage:
+        """Function count and total zipped code size of an account (all regions)."""
+
+    async def code_in_use(self) -> set[str]:
+        """sha256 hex digests of every code package some version still refers to."""
+
+    async def aclose(self) -> None:
+        """Close. Idempotent."""

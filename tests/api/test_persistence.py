@@ -1,0 +1,52 @@
+"""Functions, code and policies survive a clean restart and a kill -9."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support import HELLO_PY, ServerProcess, lambda_client, wait_active
+from test_functions import create
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill9"])
+def test_state_survives_restart(tmp_path: Path, how: str) -> None:
+    srv = ServerProcess(tmp_path / "data").start()
+    client = lambda_client(srv.url)
+    create(client, "keep-me", Tags={"t": "1"})
+    wait_active(client, "keep-me")
+    client.update_function_configuration(
+        FunctionName="keep-me", Environment={"Variables": {"AB": "b"}}
+    )
+    client.add_permission(
+        FunctionName="keep-me", StatementId="s", Action="lambda:InvokeFunction", Principal="*"
+    )
+    create(client, "pending-at-crash")
+    if how == "kill9":
+        srv.kill9()
+    else:
+        assert srv.stop() == 0
+    srv2 = ServerProcess(tmp_path / "data", port=srv.port).start()
+    try:
+        client = lambda_client(srv2.url)
+        cfg = wait_active(client, "keep-me")
+        assert cfg["Environment"] == {"Variables": {"AB": "b"}}
+        assert client.list_tags(Resource=cfg["FunctionArn"])["Tags"] == {"t": "1"}
+        assert '"Sid":"s"' in client.get_policy(FunctionName="keep-me")["Policy"]
+        loc = client.get_function(FunctionName="keep-me")["Code"]["Location"]
+        assert httpx.get(loc).content == HELLO_PY
+        # Work interrupted by the crash is resumed: the function settles.
+        assert wait_active(client, "pending-at-crash")["State"] == "Active"
+    finally:
+        srv2.stop()
+
+
+def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "data").start()
+    assert srv.stop() == 0
+    srv = ServerProcess(tmp_path / "data").start()
+    import signal
+
+    assert srv.stop(signal.SIGINT) == 0
