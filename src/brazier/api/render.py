@@ -7,7 +7,23 @@ from typing import Any
 from brazier.model.functions import FunctionVersion, lambda_timestamp
 
 
+_CACHE: dict[tuple[str, str, str], dict[str, Any]] = {}
+_CACHE_SIZE = 4096
+
+
 def function_configuration(fv: FunctionVersion) -> dict[str, Any]:
+    """The ``FunctionConfiguration`` of a version. Callers must not mutate the result: versions
+    are immutable and every change gets a new RevisionId, so renders are cached by it."""
+    key = (fv.revision_id, fv.version, fv.region)
+    out = _CACHE.get(key)
+    if out is None:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        out = _CACHE[key] = _render(fv)
+    return out
+
+
+def _render(fv: FunctionVersion) -> dict[str, Any]:
     cfg = fv.config
     lc = fv.lifecycle
     out: dict[str, Any] = {

@@ -263,7 +263,33 @@ def _from_json(shape: Shape, value: Any, path: str) -> Any:
     return value
 
 
+_PLAIN: dict[str, bool] = {}
+
+
+def _is_plain(shape: Shape) -> bool:
+    """True when a value of this shape is already its JSON form (no blob or timestamp inside)."""
+    known = _PLAIN.get(shape.name)
+    if known is not None:
+        return known
+    _PLAIN[shape.name] = True  # recursive shapes: assume plain while looking
+    t = shape.type_name
+    if t in ("blob", "timestamp"):
+        plain = False
+    elif t == "structure":
+        plain = all(_is_plain(m) for m in shape.members.values())  # type: ignore[attr-defined]
+    elif t == "list":
+        plain = _is_plain(shape.member)  # type: ignore[attr-defined]
+    elif t == "map":
+        plain = _is_plain(shape.value)  # type: ignore[attr-defined]
+    else:
+        plain = True
+    _PLAIN[shape.name] = plain
+    return plain
+
+
 def _to_json(shape: Shape, value: Any) -> Any:
+    if _is_plain(shape):
+        return value
     t = shape.type_name
     if t == "structure":
         assert isinstance(shape, StructureShape)

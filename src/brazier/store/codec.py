@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from brazier.model.functions import (
@@ -48,6 +49,9 @@ def dump_config(cfg: FunctionConfig) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
+# Decoded values are immutable, and a stored document only changes with its revision, so reads
+# of unchanged functions (every Get and List) reuse the decoded value.
+@lru_cache(maxsize=4096)
 def load_config(text: str) -> FunctionConfig:
     d = json.loads(text)
     return FunctionConfig(
@@ -83,6 +87,7 @@ def dump_lifecycle(lc: Lifecycle) -> str:
     )
 
 
+@lru_cache(maxsize=4096)
 def load_lifecycle(text: str) -> Lifecycle:
     d = json.loads(text)
     return Lifecycle(

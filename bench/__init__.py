@@ -1,0 +1,1 @@
+"""Brazier's benchmarks. ``make bench`` runs ``python -m bench``; results go to bench/results/."""

@@ -1,0 +1,37 @@
+"""``python -m bench [NAME ...]``: run benchmarks, print and save JSON to bench/results/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import control_plane
+from bench.common import ROOT, git_revision, machine
+
+SUITES = {"control_plane": control_plane.run}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("suites", nargs="*", default=list(SUITES), choices=[*SUITES, []])
+    args = parser.parse_args()
+    report: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "revision": git_revision(),
+        "machine": machine(),
+        "results": {},
+    }
+    for name in args.suites:
+        with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+            report["results"][name] = SUITES[name](Path(tmp))
+    out = ROOT / "bench" / "results" / "latest.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
