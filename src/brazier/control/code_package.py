@@ -10,10 +10,12 @@ Everything here treats the zip as hostile. The rules, and why:
 * **Only STORED and DEFLATED members.** :mod:`zipfile` hands bzip2 and lzma input to the
   decompressor without an output bound, so one 4 KiB bzip2 read can expand to gigabytes in memory.
   Every mainstream packager (zip, jar, Python, Windows, 7-Zip defaults) writes deflate.
-* **At most ``max_entries`` members** (default 100,000). Lambda documents no limit; ours bounds the
-  parse itself (``zipfile`` builds an object per central record: ~0.5 KB and ~6 us each, so a
-  50 MB central directory of 1M empty records would cost 500 MB and seconds). It is checked on
-  the raw bytes *before* :mod:`zipfile` parses anything.
+* **At most ``max_entries`` paths** (default 100,000, files and directories, implied parents
+  included: they cost inodes too). Lambda documents no limit; ours bounds the parse itself
+  (``zipfile`` builds an object per central record: ~0.5 KB and ~6 us each, so a 50 MB central
+  directory of 1M empty records would cost 500 MB and seconds). A bound on the record count is
+  checked on the raw bytes *before* :mod:`zipfile` parses anything. Validation is linear in the
+  total length of the names (worst case, 100k names 128 levels deep: about 5 s).
 * **Names stay inside the root.** Backslashes are treated as separators (old Windows tools write
   them), ``.`` and empty components are dropped, and absolute names, ``..``, drive letters, NUL
   bytes, over-long names and more than :data:`MAX_DEPTH` levels are rejected. Two members that
@@ -82,12 +84,26 @@ class PackageInfo:
     has_bootstrap: bool
 
 
+class _Node:
+    """A path in the package. A trie (not a set of path tuples) keeps time and memory linear in
+    the length of the names: prefix tuples would be quadratic in the nesting depth."""
+
+    __slots__ = ("children", "explicit", "kind", "target")
+
+    def __init__(self, kind: _Kind, *, explicit: bool) -> None:
+        self.kind: _Kind = kind
+        self.explicit = explicit  # named by an entry, not only implied by a deeper name
+        self.children: dict[str, _Node] = {}
+        self.target = ""  # symlinks only
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     info: zipfile.ZipInfo
     parts: _Parts
     kind: _Kind
     executable: bool
+    node: _Node
 
 
 def check_zip_size(n: int) -> None:
@@ -143,7 +159,7 @@ def _process(data: bytes, dest: Path | None, *, max_unzipped: int, max_entries: 
             raise InvalidParameterValueException(EMPTY)
         if len(infos) > max_entries:
             raise _too_many(max_entries)
-        entries, dirs = _plan(infos)
+        entries, root = _plan(infos, max_entries)
         total = 0
 
         def count(n: int) -> None:
@@ -154,34 +170,35 @@ def _process(data: bytes, dest: Path | None, *, max_unzipped: int, max_entries: 
                     f"Unzipped size must be smaller than {max_unzipped} bytes"
                 )
 
-        links: dict[_Parts, str] = {}
-        for e in entries:
-            if e.kind == "link":
-                links[e.parts] = _read_link(zf, e, count)
-        for parts, target in links.items():
-            _check_link(parts, target, links)
+        links = [e for e in entries if e.kind == "link"]
+        for e in links:
+            e.node.target = _read_link(zf, e, count)
+        for e in links:
+            _check_link(e, root)
 
         if dest is None:
             for e in entries:
                 if e.kind != "link":
                     _stream(zf, e.info, None, count)
         else:
-            _write(zf, dest, entries, dirs, links, count=count)
+            _write(zf, dest, entries, root, count=count)
 
     digest = hashlib.sha256(data).digest()
-    root_bootstrap = any(e.parts == ("bootstrap",) and e.kind != "dir" for e in entries)
+    bootstrap = root.children.get("bootstrap")
     return PackageInfo(
         sha256_b64=base64.b64encode(digest).decode("ascii"),
         sha256_hex=digest.hex(),
         size=len(data),
         unzipped_size=total,
         entries=len(infos),
-        has_bootstrap=root_bootstrap,
+        has_bootstrap=bootstrap is not None and bootstrap.kind != "dir",
     )
 
 
 def _too_many(limit: int) -> InvalidParameterValueException:
-    return InvalidParameterValueException(f"Uploaded zip must contain at most {limit} entries")
+    return InvalidParameterValueException(
+        f"Uploaded zip must contain at most {limit} entries (files and directories, implied or not)"
+    )
 
 
 def _central_records_bound(data: bytes, limit: int) -> int:
@@ -214,48 +231,62 @@ def _central_records_bound(data: bytes, limit: int) -> int:
     return data.count(sig, max(loc - size_cd, 0), loc)
 
 
-def _plan(infos: list[zipfile.ZipInfo]) -> tuple[list[_Entry], set[_Parts]]:
-    """Validate names and types from the central directory; return entries and all directories."""
+def _plan(infos: list[zipfile.ZipInfo], max_entries: int) -> tuple[list[_Entry], _Node]:
+    """Validate names and types from the central directory; return the entries and the tree."""
     entries: list[_Entry] = []
-    kinds: dict[_Parts, _Kind] = {}  # includes implicit parent directories
-    explicit: set[_Parts] = set()
+    root = _Node("dir", explicit=True)
+    nodes = 0
+    last_dir: _Parts = ()
+    last_node = root
     for info in infos:
-        if info.flag_bits & 0x1:
-            raise InvalidParameterValueException("Uploaded zip must not contain encrypted entries")
-        if info.compress_type not in _ALLOWED_METHODS:
-            raise InvalidParameterValueException(
-                f"Uploaded zip entry {_show(info)} uses an unsupported compression method "
-                f"({info.compress_type}); only stored and deflated entries are supported"
-            )
-        name = _raw_name(info)
+        name = _member_name(info)
         kind, executable = _kind(info, name)
         parts = _normalise(name, info)
         if not parts:
             if kind == "dir":
                 continue  # "./" names the root itself: nothing to create
             raise _bad_name(info, "names the package root")
-        if parts in explicit:
-            if kind == "dir" and kinds[parts] == "dir":
+        if parts[:-1] == last_dir:  # zips list a directory's files together
+            node = last_node
+        else:
+            node = root
+            for comp in parts[:-1]:
+                child = node.children.get(comp)
+                if child is None:
+                    child = node.children[comp] = _Node("dir", explicit=False)
+                    nodes += 1
+                elif child.kind != "dir":
+                    raise _bad_name(info, "lies below a file or symlink")
+                node = child
+            last_dir, last_node = parts[:-1], node
+        last = node.children.get(parts[-1])
+        if last is None:
+            last = node.children[parts[-1]] = _Node(kind, explicit=True)
+            nodes += 1
+        elif last.explicit:
+            if kind == "dir" and last.kind == "dir":
                 continue  # a repeated directory entry overwrites nothing
             raise _bad_name(info, "is a duplicate")
-        for i in range(len(parts) - 1, 0, -1):  # deepest first: stop at a known directory,
-            ancestor = parts[:i]  # whose own ancestors were all checked when it was added
-            known = kinds.get(ancestor)
-            if known == "dir":
-                break
-            if known is not None:
-                raise _bad_name(info, "lies below a file or symlink")
-            kinds[ancestor] = "dir"
-        if kinds.get(parts, kind) != kind:
+        elif kind != "dir":
             raise _bad_name(info, "collides with a directory")
-        kinds[parts] = kind
-        explicit.add(parts)
-        entries.append(_Entry(info, parts, kind, executable))
-    return entries, {p for p, k in kinds.items() if k == "dir"}
+        else:
+            last.explicit = True
+        if nodes > max_entries:  # implied directories cost inodes too
+            raise _too_many(max_entries)
+        entries.append(_Entry(info, parts, kind, executable, last))
+    return entries, root
 
 
-def _raw_name(info: zipfile.ZipInfo) -> str:
-    """The name as a Linux unzip would write it (raw bytes when the UTF-8 flag is missing)."""
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """Refuse members we cannot read safely; return the name as a Linux unzip would write it
+    (the raw bytes when the UTF-8 flag is missing)."""
+    if info.flag_bits & 0x1:
+        raise InvalidParameterValueException("Uploaded zip must not contain encrypted entries")
+    if info.compress_type not in _ALLOWED_METHODS:
+        raise InvalidParameterValueException(
+            f"Uploaded zip entry {_show(info)} uses an unsupported compression method "
+            f"({info.compress_type}); only stored and deflated entries are supported"
+        )
     name = info.orig_filename  # zipfile truncates ``filename`` at NUL; this keeps it
     if not info.flag_bits & 0x800:
         name = name.encode("cp437").decode("utf-8", "surrogateescape")
@@ -286,7 +317,7 @@ def _normalise(name: str, info: zipfile.ZipInfo) -> _Parts:
     name = name.replace("\\", "/")
     if name.startswith("/"):
         raise _bad_name(info, "is an absolute path")
-    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    parts = tuple([p for p in name.split("/") if p and p != "."])
     if (
         parts
         and len(parts[0]) >= 2
@@ -299,7 +330,12 @@ def _normalise(name: str, info: zipfile.ZipInfo) -> _Parts:
         raise _bad_name(info, "escapes the package root")
     if len(parts) > MAX_DEPTH:
         raise _bad_name(info, f"is nested deeper than {MAX_DEPTH} levels")
-    if any(len(os.fsencode(p)) > _MAX_COMPONENT_BYTES for p in parts):
+    # A UTF-8 character is at most 4 bytes: only long components need encoding to be measured.
+    if (
+        parts
+        and max(map(len, parts)) > 63
+        and max(len(os.fsencode(p)) for p in parts) > _MAX_COMPONENT_BYTES
+    ):
         raise _bad_name(info, "has a path component longer than 255 bytes")
     return parts
 
@@ -315,11 +351,18 @@ def _read_link(zf: zipfile.ZipFile, e: _Entry, count: Callable[[int], None]) -> 
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _check_link(parts: _Parts, target: str, links: dict[_Parts, str]) -> None:
-    """Reject ``target`` unless it resolves inside the root, following the package's own links."""
+def _check_link(link: _Entry, root: _Node) -> None:
+    """Reject a link unless its target resolves inside the root, following the package's links.
+
+    The walk keeps a stack of tree nodes; ``None`` stands for a path the package does not hold
+    (or a file), through which the walk continues lexically, which is the conservative choice.
+    """
     hops = 0
 
-    def resolve(base: list[str], path: str) -> list[str]:
+    def fail(why: str) -> InvalidParameterValueException:
+        return InvalidParameterValueException(f"Uploaded zip entry {_show(link.info)} {why}")
+
+    def resolve(base: list[_Node | None], path: str) -> list[_Node | None]:
         nonlocal hops
         cur = list(base)
         for comp in path.split("/"):
@@ -327,38 +370,45 @@ def _check_link(parts: _Parts, target: str, links: dict[_Parts, str]) -> None:
                 continue
             if comp == "..":
                 if not cur:
-                    raise InvalidParameterValueException(
-                        f"Uploaded zip entry {'/'.join(parts)!r} is a symlink escaping the package"
-                    )
+                    raise fail("is a symlink escaping the package")
                 cur.pop()
                 continue
-            cur.append(comp)
-            nxt = links.get(tuple(cur))
-            if nxt is not None:
+            parent = cur[-1] if cur else root
+            child = parent.children.get(comp) if parent is not None else None
+            if child is not None and child.kind == "link":
                 hops += 1
                 if hops > _MAX_LINK_HOPS:
-                    raise InvalidParameterValueException(
-                        f"Uploaded zip entry {'/'.join(parts)!r} is part of a symlink loop"
-                    )
-                cur = resolve(cur[:-1], nxt)
+                    raise fail("is part of a symlink loop")
+                cur = resolve(cur, child.target)
+            else:
+                cur.append(child if child is not None and child.kind == "dir" else None)
         return cur
 
-    resolve(list(parts[:-1]), target)
+    start: list[_Node | None] = []
+    node = root
+    for comp in link.parts[:-1]:
+        node = node.children[comp]
+        start.append(node)
+    resolve(start, link.node.target)
 
 
 def _write(
     zf: zipfile.ZipFile,
     dest: Path,
     entries: list[_Entry],
-    dirs: set[_Parts],
-    links: dict[_Parts, str],
+    root: _Node,
     *,
     count: Callable[[int], None],
 ) -> None:
-    for d in sorted(dirs):  # parents sort before their children
-        p = dest.joinpath(*d)
-        os.mkdir(p, _DIR_MODE)
-        os.chmod(p, _DIR_MODE)  # mkdir's mode was masked by the umask
+    todo = [(str(dest), root)]
+    while todo:  # parents before children
+        path, node = todo.pop()
+        for name, child in node.children.items():
+            if child.kind == "dir":
+                p = os.path.join(path, name)
+                os.mkdir(p, _DIR_MODE)
+                os.chmod(p, _DIR_MODE)  # mkdir's mode was masked by the umask
+                todo.append((p, child))
     # O_EXCL|O_NOFOLLOW: never overwrite, never follow. Defence in depth: names are unique, no
     # entry lies below a file or link, and no symlink exists yet.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -371,8 +421,9 @@ def _write(
                 _stream(zf, e.info, f.write, count)
                 os.fchmod(f.fileno(), _EXEC_MODE if e.executable else _FILE_MODE)
     # Last, so no write can ever meet a symlink we created.
-    for parts, target in links.items():
-        os.symlink(target, dest.joinpath(*parts))
+    for e in entries:
+        if e.kind == "link":
+            os.symlink(e.node.target, dest.joinpath(*e.parts))
 
 
 def _stream(
