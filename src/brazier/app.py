@@ -16,11 +16,17 @@ from brazier.api.codeurls import CodeUrlSigner
 from brazier.api.http import build_http_app
 from brazier.api.operations import Services
 from brazier.control.functions import FunctionService
+from brazier.control.logs import LogService
 from brazier.control.resources import ResourceService
+from brazier.invoke.service import InvokeService
 from brazier.model.settings import Settings
+from brazier.sandbox import open_sandbox_factory
+from brazier.scheduler.base import Scheduler
 from brazier.store.blobs import BlobStore
 from brazier.store.credentials import CredentialStore
+from brazier.store.logs import LogStore
 from brazier.store.sqlite import SqliteStore
+from brazier.worker.worker import LocalWorker
 
 log = logging.getLogger("brazier")
 
@@ -51,14 +57,30 @@ def build_app(settings: Settings) -> Starlette:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(data_dir / "metadata.db")
+    logs = LogStore(data_dir / "logs.db")
     blobs = BlobStore(data_dir / "code")
     blobs.sweep_temp()
     functions = FunctionService(store, blobs)
     resources = ResourceService(store, account_concurrency=settings.account_concurrency)
+    worker = LocalWorker(
+        open_sandbox_factory,
+        logs,
+        tmp_root=data_dir / "tmp",
+        idle_ttl=settings.idle_ttl_seconds,
+        init_timeout=settings.init_timeout_seconds,
+    )
+    invoke = InvokeService(
+        store,
+        Scheduler([worker]),
+        blobs.tree_path,
+        account_concurrency=settings.account_concurrency,
+    )
     services = Services(
         functions=functions,
         resources=resources,
         code_urls=CodeUrlSigner(_server_secret(data_dir), settings.base_url),
+        invoke=invoke,
+        logs=LogService(store, logs),
     )
     authenticate = make_authenticator(
         mode=settings.effective_auth,
@@ -69,7 +91,12 @@ def build_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with functions.running():
+        async with (
+            logs.running(),
+            worker.running(),
+            functions.running(),
+            invoke.running(),
+        ):
             log.info(
                 "brazier listening on %s (auth %s, data in %s)",
                 settings.base_url,

@@ -36,6 +36,10 @@ def version() -> None:
               help="Default: sigv4 on a non-loopback address, none on loopback.")  # fmt: skip
 @click.option("--region", default="us-east-1", show_default=True)
 @click.option("--account-id", default="000000000000", show_default=True)
+@click.option("--account-concurrency", default=1000, show_default=True, type=int,
+              help="Concurrent executions per account before Invoke answers 429.")  # fmt: skip
+@click.option("--idle-ttl", default=600.0, show_default=True, type=float,
+              help="Seconds an idle execution environment is kept before it is reaped.")  # fmt: skip
 def server(
     host: str,
     port: int,
@@ -44,6 +48,8 @@ def server(
     auth: str | None,
     region: str,
     account_id: str,
+    account_concurrency: int,
+    idle_ttl: float,
 ) -> None:
     """Run the brazier server (the Lambda API) until SIGTERM or SIGINT."""
     import uvicorn
@@ -59,6 +65,8 @@ def server(
             region=region,
             account_id=account_id,
             log_level=log_level,
+            account_concurrency=account_concurrency,
+            idle_ttl_seconds=idle_ttl,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from brazier.api.lambda_api import Authenticator
 from brazier.api.sigv4 import SigningSecret, verify_request
-from brazier.control.commands import Caller
+from brazier.model.identity import Caller
 from brazier.model.settings import AuthMode
 
 

@@ -12,8 +12,10 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from brazier import __version__
+from brazier.api.errors import error_response
 from brazier.api.lambda_api import Authenticator, LambdaApi
 from brazier.api.operations import Services
+from brazier.model.errors import InvalidParameterValueException, LambdaError
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
@@ -44,11 +46,41 @@ def build_http_app(
             return Response(status_code=404)
         return FileResponse(path, media_type="application/zip")
 
+    async def logs(request: Request) -> Response:
+        body = await request.body()
+        try:
+            caller = authenticate(request, body)
+            after = int(request.query_params.get("after", "0"))
+            limit = min(int(request.query_params.get("limit", "1000")), 10000)
+            events = await services.logs.function_events(
+                caller, request.path_params["name"], after_seq=after, limit=limit
+            )
+        except LambdaError as exc:
+            return error_response(exc, "logs")
+        except ValueError:
+            return error_response(
+                InvalidParameterValueException("after and limit are numbers"), "logs"
+            )
+        return JSONResponse(
+            {
+                "events": [
+                    {
+                        "logStreamName": e.log_stream,
+                        "timestamp": e.timestamp,
+                        "message": e.message,
+                        "seq": e.seq,
+                    }
+                    for e in events
+                ]
+            }
+        )
+
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
     return Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/_brazier/code/{sha}", code, methods=["GET"]),
+            Route("/_brazier/v1/functions/{name}/logs", logs, methods=["GET"]),
             Route("/{path:path}", api.handle, methods=methods),
         ],
         lifespan=lifespan,

@@ -11,8 +11,8 @@ from starlette.responses import Response
 from brazier.api.errors import error_response, unexpected_response
 from brazier.api.operations import HANDLERS, Services
 from brazier.api.wire import ServiceWire
-from brazier.control.commands import Caller
 from brazier.model.errors import LambdaError, RequestEntityTooLargeException
+from brazier.model.identity import Caller
 
 # Bodies past this are refused before they are read whole: a 50 MB zip, base64-encoded in JSON.
 MAX_BODY = 70 * 1024 * 1024

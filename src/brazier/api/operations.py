@@ -11,7 +11,6 @@ from brazier.api.codeurls import CodeUrlSigner
 from brazier.api.render import function_configuration
 from brazier.control.commands import (
     AddPermission,
-    Caller,
     ConfigChanges,
     CreateFunction,
     LoggingSpec,
@@ -19,13 +18,16 @@ from brazier.control.commands import (
     UpdateFunctionConfiguration,
 )
 from brazier.control.functions import FunctionService
+from brazier.control.logs import LogService
 from brazier.control.resources import (
     CODE_SIZE_UNZIPPED,
     CODE_SIZE_ZIPPED,
     TOTAL_CODE_SIZE,
     ResourceService,
 )
+from brazier.invoke.service import InvokeCommand, InvokeService
 from brazier.model.errors import InvalidParameterValueException
+from brazier.model.identity import Caller
 
 Params = dict[str, Any]
 Result = Mapping[str, Any]
@@ -36,6 +38,8 @@ class Services:
     functions: FunctionService
     resources: ResourceService
     code_urls: CodeUrlSigner
+    invoke: InvokeService
+    logs: LogService
 
 
 Handler = Callable[[Services, Caller, Params], Awaitable[Result]]
@@ -236,4 +240,27 @@ async def get_account_settings(s: Services, c: Caller, p: Params) -> Result:
             "UnreservedConcurrentExecutions": a.unreserved_concurrent_executions,
         },
         "AccountUsage": {"TotalCodeSize": a.total_code_size, "FunctionCount": a.function_count},
+    }
+
+
+@operation
+async def invoke(s: Services, c: Caller, p: Params) -> Result:
+    reply = await s.invoke.invoke(
+        c,
+        InvokeCommand(
+            function=p["FunctionName"],
+            qualifier=p.get("Qualifier"),
+            invocation_type=p.get("InvocationType", "RequestResponse"),
+            log_type=p.get("LogType", "None"),
+            payload=p.get("Payload") or b"",
+            client_context_b64=p.get("ClientContext"),
+            tenant_id=p.get("TenantId"),
+        ),
+    )
+    return {
+        "StatusCode": reply.status,
+        "FunctionError": reply.function_error,
+        "LogResult": reply.log_result,
+        "ExecutedVersion": reply.executed_version,
+        "Payload": reply.payload if reply.status == 200 else None,
     }

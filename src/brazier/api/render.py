@@ -6,7 +6,6 @@ from typing import Any
 
 from brazier.model.functions import FunctionVersion, lambda_timestamp
 
-
 _CACHE: dict[tuple[str, str, str], dict[str, Any]] = {}
 _CACHE_SIZE = 4096
 

@@ -178,7 +178,9 @@ class ServiceWire:
             else:
                 doc[name] = _to_json(member, value)
         if raw is not None:
-            return Reply(status, headers, raw, None)
+            return Reply(status, headers, raw, "application/json")
+        if payload_name is not None and shape.members[payload_name].type_name == "blob":
+            return Reply(status, headers, b"", None)
         if status == 204 and not doc:
             return Reply(status, headers, b"", None)
         body = json.dumps(doc, separators=(",", ":")).encode()
@@ -287,7 +289,7 @@ def _is_plain(shape: Shape) -> bool:
     return plain
 
 
-def _to_json(shape: Shape, value: Any) -> Any:
+def _to_json(shape: Shape, value: Any) -> Any:  # noqa: PLR0911 - one return per type
     if _is_plain(shape):
         return value
     t = shape.type_name

@@ -7,14 +7,6 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is asking, and where: from the request's SigV4 scope and the server's settings."""
-
-    account: str
-    region: str
-
-
-@dataclass(frozen=True, slots=True)
 class LoggingSpec:
     log_format: str | None = None
     application_log_level: str | None = None

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from brazier.control import code_package, rules
 from brazier.control.commands import (
-    Caller,
     ConfigChanges,
     CreateFunction,
     UpdateFunctionCode,
@@ -43,6 +42,7 @@ from brazier.model.functions import (
     State,
     UpdateStatus,
 )
+from brazier.model.identity import Caller
 from brazier.store.base import MetadataStore
 from brazier.store.blobs import BlobStore
 

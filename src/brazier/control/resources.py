@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from brazier.control.commands import AddPermission, Caller
+from brazier.control.commands import (
+    AddPermission,
+)
 from brazier.model.arns import LATEST, function_arn, resolve_ref
 from brazier.model.errors import (
     InvalidParameterValueException,
@@ -16,6 +18,7 @@ from brazier.model.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
+from brazier.model.identity import Caller
 from brazier.store.base import MetadataStore
 
 MAX_TAGS = 50

@@ -1,0 +1,22 @@
+"""Reading function logs (``brazier logs``; the CloudWatch Logs API arrives in a later issue)."""
+
+from __future__ import annotations
+
+from brazier.model.arns import LATEST, resolve_ref
+from brazier.model.identity import Caller
+from brazier.store.base import MetadataStore
+from brazier.store.logs import LogEvent, LogStore
+
+
+class LogService:
+    def __init__(self, metadata: MetadataStore, logs: LogStore) -> None:
+        self.metadata = metadata
+        self.logs = logs
+
+    async def function_events(
+        self, caller: Caller, function: str, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[LogEvent]:
+        name, _ = resolve_ref(function, None, region=caller.region, account=caller.account)
+        fv = await self.metadata.get_version(caller.account, caller.region, name, LATEST)
+        group = fv.log_group if fv is not None else f"/aws/lambda/{name}"
+        return self.logs.query(group, after_seq=after_seq, limit=limit)

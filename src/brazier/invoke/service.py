@@ -1,0 +1,256 @@
+"""Invoke: resolve the function, check limits, run it on a worker, shape the answer.
+
+RequestResponse waits for the result; Event answers 202 at once and runs the invocation in the
+background (retries and destinations arrive with the async pipeline); DryRun only checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from brazier.model.arns import LATEST, function_arn, resolve_ref
+from brazier.model.errors import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    RequestEntityTooLargeException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+    TooManyRequestsException,
+)
+from brazier.model.functions import FunctionVersion, State
+from brazier.model.identity import Caller
+from brazier.model.invocation import FunctionSpec, InvokeRequest, InvokeResult, Outcome
+from brazier.scheduler.base import Scheduler
+from brazier.store.base import MetadataStore
+
+log = logging.getLogger(__name__)
+
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+ASYNC_PAYLOAD_LIMIT = 1024 * 1024
+CLIENT_CONTEXT_LIMIT = 3583
+
+CodeDirs = Callable[[str], Path]  # sha256 hex of a package -> its unpacked tree
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeCommand:
+    function: str
+    qualifier: str | None
+    invocation_type: str  # RequestResponse | Event | DryRun
+    log_type: str  # None | Tail
+    payload: bytes
+    client_context_b64: str | None = None
+    tenant_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeReply:
+    status: int
+    payload: bytes
+    executed_version: str | None = None
+    function_error: str | None = None
+    log_result: str | None = None
+
+
+class _Concurrency:
+    """Account-level concurrent executions: refuse past the limit (no queueing, as Lambda)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def lease(self, account: str) -> AsyncIterator[None]:
+        used = self.in_use.get(account, 0)
+        if used >= self.limit:
+            raise TooManyRequestsException(
+                "Rate Exceeded.", reason="ConcurrentInvocationLimitExceeded"
+            )
+        self.in_use[account] = used + 1
+        try:
+            yield
+        finally:
+            self.in_use[account] -= 1
+
+
+class InvokeService:
+    def __init__(
+        self,
+        store: MetadataStore,
+        scheduler: Scheduler,
+        code_dir: CodeDirs,
+        *,
+        account_concurrency: int,
+    ) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.code_dir = code_dir
+        self.concurrency = _Concurrency(account_concurrency)
+        self._revisions: dict[tuple[str, str, str, str], str] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[InvokeService]:
+        """Own the background (Event) invocations."""
+        async with asyncio.TaskGroup() as tg:
+            self._tasks = tg
+            try:
+                yield self
+            finally:
+                self._tasks = None
+
+    async def _resolve(self, caller: Caller, cmd: InvokeCommand) -> FunctionVersion:
+        name, qualifier = resolve_ref(
+            cmd.function, cmd.qualifier, region=caller.region, account=caller.account
+        )
+        version = qualifier or LATEST
+        fv = await self.store.get_version(caller.account, caller.region, name, version)
+        if fv is None:
+            raise ResourceNotFoundException(
+                "Function not found: "
+                + function_arn(caller.region, caller.account, name, qualifier)
+            )
+        if fv.lifecycle.state is not State.ACTIVE:
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. The function is currently in"
+                f" the following state: {fv.lifecycle.state.value}"
+            )
+        return fv
+
+    def _spec(self, fv: FunctionVersion) -> FunctionSpec:
+        cfg = fv.config
+        return FunctionSpec(
+            account=fv.account,
+            region=fv.region,
+            name=fv.name,
+            version=fv.version,
+            revision_key=hashlib.sha256(_config_key(fv).encode()).hexdigest()[:32],
+            runtime=cfg.runtime,
+            handler=cfg.handler,
+            code_dir=self.code_dir(cfg.code.sha256_hex),
+            memory_mb=cfg.memory_size,
+            timeout_s=cfg.timeout,
+            ephemeral_mb=cfg.ephemeral_storage,
+            environment=cfg.environment,
+            log_group=fv.log_group,
+            log_format=cfg.logging.log_format,
+            application_log_level=cfg.logging.application_log_level,
+        )
+
+    @staticmethod
+    def _check_payload(cmd: InvokeCommand) -> None:
+        size = len(cmd.payload)
+        if cmd.invocation_type == "Event" and size > ASYNC_PAYLOAD_LIMIT:
+            raise RequestEntityTooLargeException(
+                f"{size} byte payload is too large for the Event invocation type"
+                f" (limit {ASYNC_PAYLOAD_LIMIT} bytes)"
+            )
+        if size > SYNC_PAYLOAD_LIMIT:
+            raise RequestEntityTooLargeException(
+                f"Request must be smaller than {SYNC_PAYLOAD_LIMIT} bytes for the InvokeFunction"
+                " operation"
+            )
+        if size:
+            try:
+                json.loads(cmd.payload)
+            except ValueError as exc:
+                raise InvalidRequestContentException(
+                    "Could not parse request body into json: Could not parse payload into json:"
+                    f" {exc}"
+                ) from exc
+
+    @staticmethod
+    def _client_context(b64: str | None) -> str | None:
+        if b64 is None:
+            return None
+        if len(b64) > CLIENT_CONTEXT_LIMIT:
+            raise InvalidParameterValueException(
+                "Client context must be a valid Base64-encoded JSON object no longer than 3583"
+                " bytes."
+            )
+        try:
+            text = base64.b64decode(b64, validate=True).decode()
+            json.loads(text)
+        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidParameterValueException(
+                "Client context must be a valid Base64-encoded JSON object."
+            ) from exc
+        return text
+
+    async def invoke(self, caller: Caller, cmd: InvokeCommand) -> InvokeReply:
+        self._check_payload(cmd)
+        client_context = self._client_context(cmd.client_context_b64)
+        fv = await self._resolve(caller, cmd)
+        if cmd.invocation_type == "DryRun":
+            return InvokeReply(status=204, payload=b"")
+        spec = self._spec(fv)
+        worker = self.scheduler.choose(spec)
+        await self._retire_stale(spec)
+        invoked_arn = function_arn(caller.region, caller.account, fv.name, cmd.qualifier)
+        request = InvokeRequest(
+            spec=spec,
+            request_id=str(uuid.uuid4()),
+            payload=cmd.payload or b"{}",
+            invoked_arn=invoked_arn,
+            client_context=client_context,
+            tenant_id=cmd.tenant_id,
+        )
+        if cmd.invocation_type == "Event":
+            if self._tasks is None:
+                raise RuntimeError("InvokeService used outside running()")
+            self._tasks.create_task(self._run_event(caller, request))
+            return InvokeReply(status=202, payload=b"")
+        async with self.concurrency.lease(caller.account):
+            result = await worker.invoke(request)
+        return self._reply(result, tail=cmd.log_type == "Tail")
+
+    async def _run_event(self, caller: Caller, request: InvokeRequest) -> None:
+        try:
+            async with self.concurrency.lease(caller.account):
+                await self.scheduler.choose(request.spec).invoke(request)
+        except Exception:
+            # Retries, destinations and DLQs arrive with the async pipeline; until then a failed
+            # event is logged, never lost silently.
+            log.exception("event invocation %s of %s failed", request.request_id, request.spec.name)
+
+    async def _retire_stale(self, spec: FunctionSpec) -> None:
+        """When a function version's code or configuration changed, stop its old environments."""
+        key = spec.key[:4]
+        known = self._revisions.get(key)
+        if known != spec.revision_key:
+            self._revisions[key] = spec.revision_key
+            if known is not None:
+                for worker in self.scheduler.workers:
+                    await worker.retire(spec)
+
+    @staticmethod
+    def _reply(result: InvokeResult, *, tail: bool) -> InvokeReply:
+        return InvokeReply(
+            status=200,
+            payload=result.payload,
+            executed_version=result.executed_version,
+            function_error="Unhandled" if result.outcome is Outcome.FUNCTION_ERROR else None,
+            log_result=base64.b64encode(result.log_tail).decode() if tail else None,
+        )
+
+
+def _config_key(fv: FunctionVersion) -> str:
+    """What, besides code, makes environments of a version different."""
+    cfg = fv.config
+    return repr(
+        (
+            cfg.code.sha256_hex, cfg.runtime, cfg.handler, cfg.memory_size, cfg.timeout,
+            cfg.ephemeral_storage, sorted(cfg.environment.items()), cfg.layers, cfg.logging,
+            cfg.architectures,
+        )
+    )  # fmt: skip

@@ -1,0 +1,140 @@
+"""The local worker: pools of environments per function version, idle reaping.
+
+Implements the scheduler's ``WorkerClient`` protocol (structurally: the data plane never imports
+the control plane).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+from brazier.model.errors import ServiceException
+from brazier.model.invocation import (
+    FunctionSpec,
+    InvokeRequest,
+    InvokeResult,
+    LogSink,
+    WorkerStatistics,
+)
+from brazier.sandbox import RuntimeUnavailable, SandboxFactory, SandboxUnavailable
+from brazier.worker.environment import Environment
+from brazier.worker.pool import EnvironmentPool
+
+log = logging.getLogger(__name__)
+
+
+class LocalWorker:
+    def __init__(
+        self,
+        open_factory: Callable[[], AbstractAsyncContextManager[SandboxFactory]],
+        sink: LogSink,
+        *,
+        tmp_root: Path,
+        idle_ttl: float,
+        init_timeout: float,
+        reap_interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._open_factory = open_factory
+        self._factory: SandboxFactory | None = None
+        self._sink = sink
+        self._tmp_root = tmp_root
+        self._idle_ttl = idle_ttl
+        self._init_timeout = init_timeout
+        self._reap_interval = reap_interval
+        self._clock = clock
+        self._pools: dict[tuple[str, str, str, str, str], EnvironmentPool] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+        self.reaped = 0
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[LocalWorker]:
+        """Own the background work (settling environments, reaping); close everything on exit."""
+        self._tmp_root.mkdir(parents=True, exist_ok=True)
+        async with self._open_factory() as factory, asyncio.TaskGroup() as tg:
+            self._factory = factory
+            self._tasks = tg
+            reaper = tg.create_task(self._reap_forever())
+            try:
+                yield self
+            finally:
+                reaper.cancel()
+                self._tasks = None
+                envs = [e for p in self._pools.values() for e in p.take_all()]
+                self._pools.clear()
+                await asyncio.gather(*(e.aclose() for e in envs), return_exceptions=True)
+                self._factory = None
+
+    def _new_env(self, spec: FunctionSpec) -> Environment:
+        assert self._factory is not None
+        return Environment(
+            spec,
+            self._factory,
+            self._sink,
+            tmp_root=self._tmp_root,
+            init_timeout=self._init_timeout,
+            clock=self._clock,
+        )
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+        if self._tasks is None:
+            raise ServiceException("The worker is not running.")
+        spec = request.spec
+        pool = self._pools.get(spec.key)
+        if pool is None:
+            pool = self._pools[spec.key] = EnvironmentPool(spec, self._new_env)
+        env = await pool.acquire()
+        try:
+            result = await env.invoke(request)
+        except (RuntimeUnavailable, SandboxUnavailable) as exc:
+            await env.aclose()
+            pool.forget(env)
+            raise ServiceException(str(exc)) from exc
+        except BaseException:
+            await env.aclose()
+            pool.forget(env)
+            raise
+        self._tasks.create_task(pool.release(env))
+        return result
+
+    async def retire(self, spec: FunctionSpec) -> None:
+        """Close every environment of this function except those of ``spec``'s revision."""
+        stale = [key for key in self._pools if key[:4] == spec.key[:4] and key != spec.key]
+        envs = [e for key in stale for e in self._pools.pop(key).retire()]
+        await asyncio.gather(*(e.aclose() for e in envs), return_exceptions=True)
+
+    async def reap(self) -> int:
+        """Close environments idle for longer than the TTL. Returns how many."""
+        cutoff = self._clock() - self._idle_ttl
+        victims = [e for p in self._pools.values() for e in p.idle_since(cutoff)]
+        for key in [k for k, p in self._pools.items() if not p.environments]:
+            del self._pools[key]
+        await asyncio.gather(*(e.aclose() for e in victims), return_exceptions=True)
+        self.reaped += len(victims)
+        return len(victims)
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._reap_interval)
+            try:
+                await self.reap()
+            except Exception:
+                log.exception("reaping idle environments failed")
+
+    def statistics(self) -> WorkerStatistics:
+        pools = list(self._pools.values())
+        total = sum(len(p.environments) for p in pools)
+        busy = sum(p.busy for p in pools)
+        return WorkerStatistics(
+            environments=total,
+            busy=busy,
+            idle=total - busy,
+            cold_starts=sum(p.cold_starts for p in pools),
+            warm_starts=sum(p.warm_starts for p in pools),
+            reaped=self.reaped,
+        )
