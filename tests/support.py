@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -196,3 +196,17 @@ def wait_active(client: Any, name: str, timeout: float = 10.0) -> dict[str, Any]
             return dict(cfg)
         time.sleep(0.02)
     raise AssertionError(f"{name} did not settle: {cfg}")
+
+
+Deploy = Callable[..., str]
+
+
+def call(client: Any, name: str, payload: Any = None, **kw: Any) -> tuple[dict[str, Any], Any]:
+    """Invoke and decode: (response without the stream, decoded JSON payload or raw bytes)."""
+    body = b"" if payload is None else json.dumps(payload).encode()
+    out = dict(client.invoke(FunctionName=name, Payload=body, **kw))
+    raw = out.pop("Payload").read()
+    try:
+        return out, json.loads(raw) if raw else None
+    except ValueError:
+        return out, raw
