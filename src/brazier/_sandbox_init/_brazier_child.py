@@ -1,0 +1,230 @@
+"""The two forks of one execution environment, run from the zygote (stdlib only, Python 3.9+).
+
+A (child of the zygote) joins the sandbox's cgroups and unshares the namespaces; B (child of A) is
+PID 1 of the new pid namespace. B reports itself and its Runtime API listener to the host over
+its own control socket, waits for the spec (this is where pooled environments wait), builds the
+filesystem, drops every privilege, loads seccomp and becomes the runtime.
+
+Control socket messages (JSON over SOCK_SEQPACKET), B -> host:
+  {"t": "forked", "pid": <host pid>} + the listener fd; then after the spec, one of
+  {"t": "running"} (python: about to call python_runtime.main),
+  {"t": "exec", "path": ...} followed by EOF when execve succeeded (the fd is close-on-exec),
+  {"t": "error", "code": "Runtime.InvalidEntrypoint" | "Sandbox.Failure", "message": ...}.
+On an error B also writes the message to its output pipe and exits with 127 (no entrypoint) or 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+
+import _brazier_linux as L
+
+NAMESPACES = (
+    L.CLONE_NEWNS | L.CLONE_NEWPID | L.CLONE_NEWIPC | L.CLONE_NEWUTS | L.CLONE_NEWNET
+    | L.CLONE_NEWCGROUP
+)  # fmt: skip
+CTL_FD = 3
+
+
+def _send(ctl: socket.socket, msg: dict, fds: list | None = None) -> None:
+    socket.send_fds(ctl, [json.dumps(msg).encode()], fds or [])
+
+
+def run_a(req: dict, ctl_fd: int, out_fd: int) -> None:
+    """Child A of the zygote: never returns."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for procs in req["procs"]:
+            # SAFETY: cgroup write from a fresh single-threaded fork, before any namespace change;
+            # the host created these cgroups for this environment alone.
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        # SAFETY: A is single-threaded (fresh fork of the single-threaded zygote); unshare only
+        # affects A and its future children, never the zygote.
+        L.unshare(NAMESPACES)
+        # SAFETY: fork after unshare(NEWPID): B becomes PID 1 of the new namespace.
+        if os.fork() == 0:
+            _run_b(req, ctl_fd, out_fd)
+        code = 0
+    except BaseException:
+        try:
+            with socket.socket(fileno=os.dup(ctl_fd)) as ctl:
+                msg = "environment setup failed: " + traceback.format_exc(limit=3)
+                _send(ctl, {"t": "error", "code": "Sandbox.Failure", "message": msg})
+        except OSError:
+            pass
+    finally:
+        # SAFETY: _exit skips the zygote's atexit/finalizers that A inherited; B lives on.
+        os._exit(code)
+
+
+def _run_b(req: dict, ctl_fd: int, out_fd: int) -> None:
+    code = 1
+    ctl = None
+    try:
+        host_pid = int(os.readlink("/proc/self"))  # still the host's /proc
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        os.dup2(ctl_fd, CTL_FD, inheritable=False)
+        for fd in [int(n) for n in os.listdir("/proc/self/fd")]:
+            if fd > CTL_FD:  # the zygote's sockets and every other inherited fd
+                with contextlib.suppress(OSError):  # the fd of the listdir itself
+                    os.close(fd)
+        ctl = socket.socket(fileno=CTL_FD)
+        socket.sethostname(req.get("hostname", "localhost"))
+        L.loopback_up()
+        lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind(("127.0.0.1", 9001))
+        lst.listen(128)
+        _send(ctl, {"t": "forked", "pid": host_pid}, [lst.fileno()])
+        lst.close()  # only the host keeps the listener: nothing inside can accept on it
+        data, tree_fds, _, _ = socket.recv_fds(ctl, 1 << 20, 8)
+        if not data:  # the host discarded this pooled environment
+            code = 0
+            return
+        spec = json.loads(data)
+        _build_fs(spec, tree_fds)
+        _drop_privileges(spec)
+        code = _become_runtime(ctl, spec)
+    except BaseException:
+        msg = "sandbox init failed: " + traceback.format_exc(limit=4)
+        _report(ctl, "Sandbox.Failure", msg)
+    finally:
+        # SAFETY: PID 1 of its own namespace; exiting kills only this sandbox's processes.
+        os._exit(code)
+
+
+def _report(ctl: socket.socket | None, code: str, message: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(2, (message.rstrip("\n") + "\n").encode())
+    if ctl is not None:
+        with contextlib.suppress(OSError):
+            _send(ctl, {"t": "error", "code": code, "message": message})
+
+
+def _ro_bind(src: str, dst: str, ro: bool) -> None:
+    # SAFETY: inside B's private mount namespace (made rprivate first), so nothing propagates back.
+    L.mount(src, dst, None, L.MS_BIND, None)
+    flags = L.MS_BIND | L.MS_REMOUNT | L.MS_NOSUID | L.MS_NODEV | (L.MS_RDONLY if ro else 0)
+    L.mount(None, dst, None, flags, None)
+
+
+def _build_fs(spec: dict, tree_fds: list) -> None:
+    root = spec["root"]
+    # SAFETY: private mount ns of B; stop propagation to and from the host before any mount.
+    L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE, None)
+    L.mount(root, root, None, L.MS_BIND, None)  # a mount point, as pivot_root needs
+    for src, dst, ro in spec["binds"]:
+        _ro_bind(src, root + dst, ro)
+    # Spec-time directories come as detached mount trees (fds), because this mount namespace was
+    # copied when the environment was pre-forked: later host mounts (a /tmp tmpfs) are not in it.
+    for index, dst, ro in spec["trees"]:
+        L.attach_mount(tree_fds[index], root + dst)
+        flags = L.MS_BIND | L.MS_REMOUNT | L.MS_NOSUID | L.MS_NODEV | (L.MS_RDONLY if ro else 0)
+        L.mount(None, root + dst, None, flags, None)
+    for fd in tree_fds:
+        os.close(fd)
+    if spec["tmp_size_mb"]:
+        opts = "size={}m,mode=1777".format(spec["tmp_size_mb"])
+        L.mount("tmpfs", root + "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, opts)  # noqa: S108
+    # SAFETY: B is PID 1 of its pid ns, so this proc shows only the sandbox's processes.
+    L.mount("proc", root + "/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "hidepid=2")
+    dev = root + "/dev"
+    L.mount("tmpfs", dev, "tmpfs", L.MS_NOSUID | L.MS_NOEXEC, "size=64k,mode=755")
+    for name, minor in (("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)):
+        os.mknod(dev + "/" + name, 0o20666, os.makedev(1, minor))
+        os.chmod(dev + "/" + name, 0o666)  # noqa: S103 - these device nodes are world-usable
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):  # fmt: skip
+        os.symlink(target, dev + "/" + name)
+    os.mkdir(dev + "/shm")
+    shm = "size={}m,mode=1777".format(spec["shm_mb"])
+    L.mount("tmpfs", dev + "/shm", "tmpfs", L.MS_NOSUID | L.MS_NODEV, shm)
+    os.chdir(root)
+    # SAFETY: new root is a mount point in a private ns; the old root is stacked on "." and
+    # detached at once, so no host path stays reachable.
+    L.pivot_root(".", ".")
+    L.umount2(".", L.MNT_DETACH)
+    os.chdir("/")
+    L.mount(None, "/", None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_NOSUID, None)
+
+
+def _drop_privileges(spec: dict) -> None:
+    import resource
+
+    nofile = spec["nofile"]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    # SAFETY: still root with CAP_SETPCAP, which bounding-set drops need; done before setuid.
+    L.clear_capabilities(L.cap_last_cap())
+    os.setgroups([])
+    os.setresgid(spec["gid"], spec["gid"], spec["gid"])
+    os.setresuid(spec["uid"], spec["uid"], spec["uid"])
+    L.capset_zero()  # the inheritable set survives setuid; empty it too
+    # SAFETY: no_new_privs first, so the filter is allowed without CAP_SYS_ADMIN and no exec can
+    # regain privileges; the filter is the last privileged step.
+    L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+    if not SECCOMP[0]:
+        raise RuntimeError("no seccomp filter loaded in the zygote")
+    L.load_seccomp(SECCOMP[0])
+    os.umask(0o022)
+
+
+SECCOMP: list = [b""]  # set by the zygote at start-up from the host-built BPF file
+
+
+def _become_runtime(ctl: socket.socket, spec: dict) -> int:
+    os.chdir("/var/task")
+    env = dict(spec["env"])
+    if spec["mode"] == "exec":
+        ex = spec["exec"]
+        path = next((p for p in ex["candidates"] if os.access(p, os.X_OK)), None)
+        if path is None:
+            tried = " or ".join(ex["candidates"])
+            _report(ctl, "Runtime.InvalidEntrypoint", "Couldn't find valid bootstrap(s): " + tried)
+            return 127
+        _send(ctl, {"t": "exec", "path": path})
+        try:
+            os.execve(path, [path, *ex["args"]], env)  # noqa: S606 - the runtime, by design
+        except OSError as e:
+            _report(ctl, "Runtime.InvalidEntrypoint", f"exec {path} failed: {e}")
+            return 127
+    os.environ.clear()
+    os.environ.update(env)
+    sys.path[:] = spec["sys_path"]
+    sys.path_importer_cache.clear()
+    sys.argv[:] = ["/var/runtime/bootstrap", spec["handler"]]
+    import importlib
+
+    importlib.invalidate_caches()
+    try:
+        import python_runtime
+    except ImportError as e:
+        _report(ctl, "Runtime.InvalidEntrypoint", f"python_runtime is not available: {e}")
+        return 127
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    _send(ctl, {"t": "running"})
+    ctl.close()
+    try:
+        python_runtime.main(spec["handler"])
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:  # the runtime crashed: its traceback goes to the function's log
+        traceback.print_exc()
+        return 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+    return 0

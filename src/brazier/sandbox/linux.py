@@ -1,0 +1,193 @@
+"""One Linux execution environment, as the host sees it (implements ``base.Sandbox``).
+
+Life: ``forked`` (PID 1 exists in its namespaces and cgroups and waits for a spec; this is what the
+pool holds) -> ``running`` (PID 1 became the runtime) -> ``dead`` (kill() done, cgroups removed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+from typing import Any
+
+from .base import ExitStatus
+from .cgroups import SandboxCgroup
+from .errors import SandboxStartError
+from .zygotes import UNKNOWN_STATUS, Zygote, recv_msg, wait_readable
+
+KILL_TIMEOUT = 5.0
+
+
+class LinuxSandbox:
+    def __init__(
+        self, sandbox_id: str, zygote: Zygote, cgroup: SandboxCgroup, ctl: socket.socket, out: int
+    ) -> None:
+        self._id = sandbox_id
+        self.zygote = zygote
+        self.cgroup = cgroup
+        self._ctl: socket.socket | None = ctl
+        self._out = out
+        self._pid = 0
+        self._listener: socket.socket | None = None
+        self._exit: asyncio.Future[int] | None = None
+        self._reading = False
+        self._out_closed = False
+        self._killed = False
+        self._last_oom = 0
+        self.state = "forking"
+
+    # -- creation (used by the factory) ---------------------------------------------------------
+
+    async def await_forked(self) -> None:
+        assert self._ctl is not None
+        msg, fds = await recv_msg(self._ctl, 1)
+        if not msg or msg.get("t") != "forked" or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            detail = msg.get("message", "") if msg else "the environment died while forking"
+            raise SandboxStartError("Sandbox.Failure", f"sandbox fork failed: {detail}")
+        self._pid = int(msg["pid"])
+        self._listener = socket.socket(fileno=fds[0])
+        self._listener.setblocking(False)
+        self._exit = self.zygote.exit_future(self._pid)
+        self.state = "forked"
+
+    def alive(self) -> bool:
+        return self._exit is not None and not self._exit.done() and not self._killed
+
+    async def launch(self, plan: dict[str, Any], fds: list[int]) -> None:
+        """Send the spec (and its mount-tree fds); return once the runtime process runs.
+
+        Raises SandboxStartError. Not idempotent: call once, on a ``forked`` sandbox.
+        """
+        assert self._ctl is not None
+        socket.send_fds(self._ctl, [json.dumps(plan).encode()], fds)
+        execing = False
+        while True:
+            msg, _ = await recv_msg(self._ctl)
+            if msg is None:
+                if execing:
+                    break
+                raise SandboxStartError("Sandbox.Failure", "sandbox PID 1 died during init")
+            if msg["t"] == "running":
+                break
+            if msg["t"] == "exec":
+                execing = True
+            elif msg["t"] == "error":
+                raise SandboxStartError(msg["code"], msg["message"])
+        self._ctl.close()
+        self._ctl = None
+        self.state = "running"
+
+    # -- base.Sandbox ----------------------------------------------------------------------------
+
+    @property
+    def sandbox_id(self) -> str:
+        return self._id
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    @property
+    def listener(self) -> socket.socket:
+        assert self._listener is not None
+        return self._listener
+
+    @property
+    def output_fd(self) -> int:
+        return self._out
+
+    async def read_output(self, max_bytes: int = 65536) -> bytes:
+        self._reading = True
+        try:
+            while not self._out_closed:
+                try:
+                    data = os.read(self._out, max_bytes)
+                except BlockingIOError:
+                    await wait_readable(self._out)
+                    continue
+                if not data and self._killed:
+                    self._close_output()
+                return data
+            return b""
+        finally:
+            self._reading = False
+
+    async def wait(self) -> ExitStatus:
+        assert self._exit is not None
+        status = await asyncio.shield(self._exit)
+        if status == UNKNOWN_STATUS:
+            return ExitStatus(None, None)
+        return ExitStatus.from_wait_status(status)
+
+    async def freeze(self) -> None:
+        if not self._killed:
+            await self.cgroup.freeze(True)
+
+    async def thaw(self) -> None:
+        if not self._killed:
+            await self.cgroup.freeze(False)
+
+    def _proc_status_kb(self, key: str) -> int:
+        if not self.alive():
+            return 0
+        try:
+            with open(f"/proc/{self._pid}/status") as f:
+                for line in f:
+                    if line.startswith(key + ":"):
+                        return int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            pass
+        return 0
+
+    def memory_peak_bytes(self) -> int:
+        if self.cgroup.removed:
+            return 0
+        return max(self.cgroup.memory_peak(), self._proc_status_kb("VmHWM") * 1024)
+
+    def reset_memory_peak(self) -> None:
+        if self.cgroup.removed:
+            return
+        self.cgroup.reset_memory_peak()
+        if self.alive():
+            with contextlib.suppress(OSError), open(f"/proc/{self._pid}/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM
+
+    def oom_killed(self) -> bool:
+        if not self.cgroup.removed:
+            self._last_oom = self.cgroup.oom_kills()
+        return self._last_oom > 0
+
+    def cpu_time_ns(self) -> int:
+        return 0 if self.cgroup.removed else self.cgroup.cpu_time_ns()
+
+    async def kill(self) -> None:
+        if not self._killed:
+            self._killed = True
+            self.oom_killed()  # remember the count before the cgroup goes
+            self.cgroup.kill()
+            if self._exit is not None and not self._exit.done():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._pid, signal.SIGKILL)  # PID 1: the kernel kills its namespace
+            if self._exit is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(KILL_TIMEOUT):
+                        await asyncio.shield(self._exit)
+            for s in (self._ctl, self._listener):
+                if s is not None:
+                    s.close()
+            self._ctl = None
+            self.state = "dead"
+        await self.cgroup.remove()
+        if not self._reading:
+            self._close_output()
+
+    def _close_output(self) -> None:
+        if not self._out_closed:
+            self._out_closed = True
+            os.close(self._out)

@@ -1,0 +1,134 @@
+"""What a tenant inside a sandbox can and cannot see or do."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from pathlib import Path
+
+import pytest
+
+from brazier.sandbox import LinuxSandboxFactory
+
+from .conftest import code_dir, json_lines, needs_root, run, spec
+
+pytestmark = [pytest.mark.sandbox, needs_root]
+
+PROBE = r"""
+#!/usr/bin/python3
+import ctypes, errno, json, os, socket, sys
+def emit(**kw): print(json.dumps(kw), flush=True)
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return line.split()[1]
+def err(fn):
+    try:
+        fn(); return 0
+    except OSError as e:
+        return e.errno
+emit(uid=os.getuid(), gid=os.getgid(), groups=os.getgroups(), cap_eff=status("CapEff"),
+     cap_bnd=status("CapBnd"), nnp=status("NoNewPrivs"), seccomp=status("Seccomp"),
+     pids=sorted(int(p) for p in os.listdir("/proc") if p.isdigit()), mypid=os.getpid(),
+     hostname=socket.gethostname(), ifaces=[n for _, n in socket.if_nameindex()],
+     root=sorted(os.listdir("/")), shadow=os.path.exists("/etc/shadow"),
+     sys=os.path.exists("/sys/kernel"), secret=os.path.exists(os.environ["SECRET_DIR"]),
+     passwd=open("/etc/passwd").read(), cwd=os.getcwd(), env=dict(os.environ),
+     nofile=__import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE))
+emit(task_ro=err(lambda: open("/var/task/x", "w")), opt_ro=err(lambda: open("/opt/x", "w")),
+     root_ro=err(lambda: open("/x", "w")), usr_ro=err(lambda: open("/usr/x", "w")))
+with open("/tmp/small", "wb") as f:
+    f.write(b"x" * 1024)
+def fill():
+    with open("/tmp/big", "wb") as f:
+        for _ in range(64):
+            f.write(b"\0" * (1 << 20)); f.flush()
+emit(tmp_ok=os.path.getsize("/tmp/small"), tmp_full=err(fill))
+libc = ctypes.CDLL(None, use_errno=True)
+def sc(*args):
+    r = getattr(libc, args[0])(*args[1:])
+    return ctypes.get_errno() if r != 0 else 0
+emit(mount=sc("mount", b"none", b"/tmp", b"tmpfs", 0, None),
+     unshare=sc("unshare", 0x10000000), setns=sc("setns", 0, 0),
+     ptrace=sc("ptrace", 0, 0, 0, 0), chroot=sc("chroot", b"/tmp"))
+s = socket.socket(); s.settimeout(2)
+s.connect(("127.0.0.1", 9001)); s.sendall(b"hello from inside"); s.close()
+def host_port():
+    c = socket.socket(); c.settimeout(2); c.connect(("127.0.0.1", int(os.environ["HOST_PORT"])))
+emit(host_port=err(host_port))
+"""
+
+
+def test_isolation_facts(tmp_path: Path) -> None:
+    secret = tmp_path / "host-secret"
+    secret.mkdir()
+    code = code_dir(tmp_path, PROBE)
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    host = socket.socket()
+    host.bind(("127.0.0.1", 0))
+    host.listen()
+    env = {"SECRET_DIR": str(secret), "HOST_PORT": str(host.getsockname()[1])}
+
+    async def go(f: LinuxSandboxFactory) -> tuple[dict[str, object], bytes]:
+        sbx = await f.start(spec(code, env=env, layer_dir=layer, ephemeral_mb=8))
+        loop = asyncio.get_running_loop()
+        conn, _ = await asyncio.wait_for(loop.sock_accept(sbx.listener), 10)
+        got = await asyncio.wait_for(loop.sock_recv(conn, 100), 10)
+        conn.close()
+        result = await json_lines(sbx)
+        assert (await sbx.wait()).exit_code == 0, result["_raw"]
+        await sbx.kill()
+        return result, got
+
+    try:
+        r, got = run(go, pool_size=0)
+    finally:
+        host.close()
+    assert got == b"hello from inside"
+    assert (r["uid"], r["gid"], r["groups"]) == (993, 990, [])
+    assert r["cap_eff"] == r["cap_bnd"] == "0000000000000000"
+    assert (r["nnp"], r["seccomp"]) == ("1", "2")
+    assert r["mypid"] == 1 and r["pids"] == [1], r["pids"]
+    assert r["hostname"] == "localhost" != socket.gethostname()
+    assert r["ifaces"] == ["lo"]
+    assert not r["shadow"] and not r["sys"] and not r["secret"]
+    assert set(r["root"]) <= {"bin", "dev", "etc", "lib", "lib64", "opt", "proc", "root", "sbin",
+                              "tmp", "usr", "var"}  # fmt: skip
+    assert "sbx_user1051:x:993:990" in r["passwd"]
+    assert r["cwd"] == "/var/task"
+    r["env"].pop("LC_CTYPE", None)  # added by python3 itself (PEP 538 locale coercion)
+    assert r["env"] == {**env, "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}
+    assert r["nofile"] == [1024, 1024]
+    for key in ("task_ro", "opt_ro", "root_ro", "usr_ro"):
+        assert r[key] == errno.EROFS, key
+    assert r["tmp_ok"] == 1024 and r["tmp_full"] == errno.ENOSPC
+    for key in ("mount", "unshare", "setns", "ptrace", "chroot"):
+        assert r[key] == errno.EPERM, key
+    assert r["host_port"] == errno.ECONNREFUSED
+
+
+def test_seccomp_blocks_namespace_clone(tmp_path: Path) -> None:
+    code = code_dir(
+        tmp_path,
+        """
+        #!/usr/bin/python3
+        import ctypes, json
+        libc = ctypes.CDLL(None, use_errno=True)
+        # raw clone(CLONE_NEWUSER|SIGCHLD) and clone3: both must fail before creating anything
+        r1 = libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0); e1 = ctypes.get_errno()
+        r2 = libc.syscall(435, 0, 0); e2 = ctypes.get_errno()
+        print(json.dumps({"clone": [r1, e1], "clone3": [r2, e2]}))
+        """,
+    )
+
+    async def go(f: LinuxSandboxFactory) -> dict[str, object]:
+        sbx = await f.start(spec(code))
+        r = await json_lines(sbx)
+        await sbx.kill()
+        return r
+
+    r = run(go, pool_size=0)
+    assert r["clone"] == [-1, errno.EPERM], r["_raw"]
+    assert r["clone3"] == [-1, errno.ENOSYS]
