@@ -240,7 +240,9 @@ def test_update_code_takes_effect(client: Any, deploy: Deploy) -> None:
     wait_active(client, name)
     client.update_function_code(
         FunctionName=name,
-        ZipFile=make_zip({"app.py": "import os\ndef handler(e, c):\n    return os.environ['VV']\n"}),
+        ZipFile=make_zip(
+            {"app.py": "import os\ndef handler(e, c):\n    return os.environ['VV']\n"}
+        ),
     )
     wait_active(client, name)
     assert call(client, name, {})[1] == "3"

@@ -131,6 +131,11 @@ class Sandbox(Protocol):
         sandbox exits, until kill() removes the cgroup (then it keeps its last known value)."""
         ...
 
+    def end_init_boost(self) -> None:
+        """Init runs with all the CPU it can use (Lambda boosts INIT); from now on apply the
+        share proportional to memory. Idempotent; a no-op after kill()."""
+        ...
+
     def cpu_time_ns(self) -> int:
         """CPU time consumed by every process of the sandbox (cpuacct.usage)."""
         ...

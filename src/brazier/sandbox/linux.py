@@ -163,6 +163,9 @@ class LinuxSandbox:
             self._last_oom = self.cgroup.oom_kills()
         return self._last_oom > 0
 
+    def end_init_boost(self) -> None:
+        self.cgroup.limit_cpu()
+
     def cpu_time_ns(self) -> int:
         return 0 if self.cgroup.removed else self.cgroup.cpu_time_ns()
 

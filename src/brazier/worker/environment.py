@@ -116,7 +116,7 @@ class Environment:
         self._exit_status: ExitStatus | None = None
         self._log = InvocationLog(spec.log_group, self.log_stream, sink)
         self._frozen = False
-        self._idle: asyncio.Task[None] | None = None
+        self._freezer: asyncio.Task[None] | None = None
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -170,6 +170,7 @@ class Environment:
             error_type, message = self._exit_reason()
             self._log.platform(logformat.init_report(elapsed(), "init", "error", error_type))
             return elapsed(), _Failure(error_type, message=message)
+        sandbox.end_init_boost()
         if isinstance(outcome, InitError):
             self._drain_output()
             self._log.platform(
@@ -242,9 +243,9 @@ class Environment:
 
     async def reset(self) -> None:
         """Kill the sandbox; keep the environment (log stream, /tmp) for a re-init."""
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        if self._freezer is not None:
+            self._freezer.cancel()
+            self._freezer = None
         sandbox, self._sandbox = self._sandbox, None
         if sandbox is not None:
             with suppress(ValueError, OSError):
@@ -338,9 +339,7 @@ class Environment:
         assert self._session is not None
         assert self._sandbox is not None
         sandbox = self._sandbox
-        if self._frozen:
-            await sandbox.thaw()
-            self._frozen = False
+        await self._unfreeze()
         sandbox.reset_memory_peak()
         invocation = Invocation(
             request_id=req.request_id,
@@ -382,21 +381,44 @@ class Environment:
         return math.ceil(sandbox.memory_peak_bytes() / (1 << 20))
 
     async def settle(self) -> bool:
-        """After a result: wait for the runtime to ask for the next event, then freeze.
-
-        True when the environment is READY again; False (and reset) when the runtime does not
-        come back within the function's timeout."""
+        """After a result: wait until the runtime asks for the next event (the end of the invoke
+        phase). True when the environment is READY again; False (and reset) when the runtime does
+        not come back within the function's timeout."""
         if self.state is not EnvState.FINISHING:
             return self.state is EnvState.READY
         assert self._session is not None
-        assert self._sandbox is not None
         try:
             await self._race(self._session.wait_idle(), float(self.spec.timeout_s))
         except (TimeoutError, _Died, SessionAborted):
             await self.reset()
             return False
-        await self._sandbox.freeze()
-        self._frozen = True
         self._move(EnvState.READY)
         self.last_used = self._clock()
         return True
+
+    async def freeze_when_idle(self, delay: float) -> None:
+        """Freeze the sandbox once it has stayed READY for ``delay`` seconds.
+
+        Runs in the worker's task group; the next invocation cancels it (and thaws if the freeze
+        had begun), so a quick succession of invocations never pays for freeze and thaw. Lambda
+        freezes at once; a delay of a few milliseconds lets a background thread run that much
+        longer, no more."""
+        self._freezer = asyncio.current_task()
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.state is EnvState.READY and self._sandbox is not None:
+                self._frozen = True  # set first: a cancelled freeze must still be undone
+                await self._sandbox.freeze()
+        finally:
+            self._freezer = None
+
+    async def _unfreeze(self) -> None:
+        freezer = self._freezer
+        if freezer is not None and freezer is not asyncio.current_task():
+            freezer.cancel()
+            with suppress(asyncio.CancelledError):
+                await freezer
+        if self._frozen and self._sandbox is not None:
+            await self._sandbox.thaw()
+            self._frozen = False

@@ -38,6 +38,7 @@ class LocalWorker:
         idle_ttl: float,
         init_timeout: float,
         reap_interval: float = 5.0,
+        freeze_after: float = 0.005,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._open_factory = open_factory
@@ -46,8 +47,9 @@ class LocalWorker:
         self._tmp_root = tmp_root
         self._idle_ttl = idle_ttl
         self._init_timeout = init_timeout
-        self._reap_interval = reap_interval
+        self._reap_interval = min(reap_interval, max(idle_ttl / 2, 0.05))
         self._clock = clock
+        self._freeze_after = freeze_after
         self._pools: dict[tuple[str, str, str, str, str], EnvironmentPool] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self.reaped = 0
@@ -87,7 +89,9 @@ class LocalWorker:
         spec = request.spec
         pool = self._pools.get(spec.key)
         if pool is None:
-            pool = self._pools[spec.key] = EnvironmentPool(spec, self._new_env)
+            pool = self._pools[spec.key] = EnvironmentPool(
+                spec, self._new_env, freeze_after=self._freeze_after
+            )
         env = await pool.acquire()
         try:
             result = await env.invoke(request)

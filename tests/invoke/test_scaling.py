@@ -1,0 +1,132 @@
+"""Scaling out under concurrency, reuse of warm environments, throttling, reaping, logs CLI."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support import ROOT, Deploy, ServerProcess, call, lambda_client, make_zip, wait_active
+
+SLEEPY = (
+    "import time\ndef handler(e, c):\n    time.sleep(e.get('s', 0))\n    return c.log_stream_name\n"
+)
+
+
+def _stream(out: dict[str, Any]) -> str:
+    tail = base64.b64decode(out["LogResult"]).decode()
+    return tail
+
+
+def test_concurrent_requests_scale_out(client: Any, deploy: Deploy) -> None:
+    name = deploy({"app.py": SLEEPY})
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: call(lambda_client(client.meta.endpoint_url), name,
+                                                {"s": 1.0}), range(6)))  # fmt: skip
+    elapsed = time.monotonic() - t0
+    streams = {body for _, body in results}
+    assert all("FunctionError" not in out for out, _ in results)
+    assert len(streams) == 6  # one environment per concurrent invocation
+    assert elapsed < 4.5
+
+
+def test_sequential_invokes_reuse_the_warm_environment(client: Any, deploy: Deploy) -> None:
+    name = deploy({"app.py": SLEEPY})
+    streams = {call(client, name, {})[1] for _ in range(10)}
+    assert len(streams) == 1
+
+
+def test_account_concurrency_limit_throttles(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "data", args=("--account-concurrency", "2")).start()
+    try:
+        client = lambda_client(srv.url)
+        client.create_function(
+            FunctionName="t", Runtime="python3.11", Handler="app.handler",
+            Role="arn:aws:iam::000000000000:role/r", Code={"ZipFile": make_zip({"app.py": SLEEPY})},
+        )  # fmt: skip
+        wait_active(client, "t")
+
+        def one(_: int) -> str:
+            mine = lambda_client(srv.url)
+            try:
+                call(mine, "t", {"s": 1.5})
+            except mine.exceptions.TooManyRequestsException as exc:
+                err = exc.response
+                return f"{err['Reason']}/{err['ResponseMetadata']['HTTPStatusCode']}"
+            return "ok"
+
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = sorted(pool.map(one, range(4)))
+        assert outcomes == ["ConcurrentInvocationLimitExceeded/429"] * 2 + ["ok"] * 2
+        assert client.get_account_settings()["AccountLimit"]["ConcurrentExecutions"] == 2
+    finally:
+        srv.stop()
+
+
+def test_idle_environments_are_reaped(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "data", args=("--idle-ttl", "0.5")).start()
+    try:
+        client = lambda_client(srv.url)
+        client.create_function(
+            FunctionName="r", Runtime="python3.11", Handler="app.handler",
+            Role="arn:aws:iam::000000000000:role/r", Code={"ZipFile": make_zip({"app.py": SLEEPY})},
+        )  # fmt: skip
+        wait_active(client, "r")
+        first, _ = call(client, "r", {}, LogType="Tail")
+        warm, _ = call(client, "r", {}, LogType="Tail")
+        assert "Init Duration" in _stream(first)
+        assert "Init Duration" not in _stream(warm)
+        time.sleep(1.5)
+        cold, _ = call(client, "r", {}, LogType="Tail")
+        assert "Init Duration" in _stream(cold)
+    finally:
+        srv.stop()
+
+
+def test_brazier_logs_and_invoke_cli(client: Any, deploy: Deploy, server: Any) -> None:
+    name = deploy(
+        {"app.py": "def handler(e, c):\n    print('cli says', e)\n    return {'got': e}\n"}
+    )
+    env = {"BRAZIER_ENDPOINT": server.url, "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "brazier", "invoke", name, '{"hello": 1}', "--log"],
+        capture_output=True, text=True, cwd=ROOT, env=env, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '{"got": {"hello": 1}}'
+    assert "cli says {'hello': 1}" in out.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "brazier", "invoke", name, "-"], input='{"x": 2}',
+        capture_output=True, text=True, cwd=ROOT, env=env, check=False,
+    )  # fmt: skip
+    assert out.stdout.strip() == '{"got": {"x": 2}}'
+    out = subprocess.run(
+        [sys.executable, "-m", "brazier", "logs", name],
+        capture_output=True, text=True, cwd=ROOT, env=env, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("START RequestId: ") == 2
+    assert out.stdout.count("END RequestId: ") == 2
+    assert len(re.findall(r"^REPORT RequestId: .*Duration", out.stdout, re.M)) == 2
+    assert "INIT_START Runtime Version" in out.stdout
+    assert "cli says {'x': 2}" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "brazier", "invoke", "no-such-fn"],
+        capture_output=True, text=True, cwd=ROOT, env=env, check=False,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "ResourceNotFoundException" in out.stderr
+
+
+@pytest.mark.parametrize("n", [1])
+def test_many_functions_one_server(client: Any, deploy: Deploy, n: int) -> None:
+    names = [deploy({"app.py": f"def handler(e, c):\n    return {i}\n"}) for i in range(8)]
+    assert [call(client, name, {})[1] for name in names] == list(range(8))
