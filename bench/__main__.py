@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import control_plane
+from bench import control_plane, invoke
 from bench.common import ROOT, git_revision, machine
 
-SUITES = {"control_plane": control_plane.run}
+SUITES = {"control_plane": control_plane.run, "invoke": invoke.run}
 
 
 def main() -> None:

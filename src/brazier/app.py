@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from brazier.api.auth import make_authenticator
 from brazier.api.codeurls import CodeUrlSigner
@@ -52,7 +53,7 @@ def credentials_for(data_dir: Path) -> CredentialStore:
     return CredentialStore(data_dir / "credentials.json")
 
 
-def build_app(settings: Settings) -> Starlette:
+def build_app(settings: Settings) -> ASGIApp:
     """Build the whole server for ``settings``. Resources open and close with the app's lifespan."""
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def version() -> None:
 @click.option("--account-concurrency", default=1000, show_default=True, type=int,
               help="Concurrent executions per account before Invoke answers 429.")  # fmt: skip
 @click.option("--idle-ttl", default=600.0, show_default=True, type=float,
-              help="Seconds an idle execution environment is kept before it is reaped.")  # fmt: skip
+              help="Seconds an idle environment is kept before it is reaped.")  # fmt: skip
 def server(
     host: str,
     port: int,

@@ -114,6 +114,7 @@ def handler(event, context):
         threading.Thread(target=_spin, daemon=True).start()
         return "spinning"
     if op == "ticks":
+        time.sleep(0.3)  # let the spinner tick again after the thaw
         gaps = [b - a for a, b in zip(_ticks, _ticks[1:])]
         return {"max_gap": max(gaps) if gaps else 0, "count": len(_ticks)}
     if op == "busy_loop":
@@ -193,11 +194,11 @@ def test_filling_tmp_hits_its_size(client: Any, probe: str) -> None:
 
 
 def test_fork_bomb_is_contained(client: Any, probe: str) -> None:
-    # pids.max (1024) stops it with EAGAIN, unless the copies' memory runs out first, in which
-    # case the environment is killed and reset; either way nothing escapes.
+    # pids.max (1024) stops it with EAGAIN, unless the copies' memory or the function's time
+    # runs out first, in which case the environment is killed and reset; nothing escapes.
     out, body = call(client, probe, {"op": "fork_bomb"})
     if "FunctionError" in out:
-        assert body["errorType"] == "Runtime.OutOfMemory"
+        assert body["errorType"] in ("Runtime.OutOfMemory", "Sandbox.Timedout")
     else:
         assert body == {"ok": False, "errno": "EAGAIN"}
     assert op(client, probe, "pids") == [1]

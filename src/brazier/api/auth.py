@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
-
-from starlette.requests import Request
 
 from brazier.api.lambda_api import Authenticator
 from brazier.api.sigv4 import SigningSecret, verify_request
@@ -26,12 +24,14 @@ def make_authenticator(
     credentials: SecretLookup,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Authenticator:
-    def authenticate(request: Request, body: bytes) -> Caller:
+    def authenticate(
+        method: str, raw_path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> Caller:
         principal = verify_request(
-            request.method,
-            request.scope["raw_path"].decode("latin-1"),
-            request.scope["query_string"].decode("latin-1"),
-            request.headers,
+            method,
+            raw_path,
+            query,
+            headers,
             body,
             lookup_secret=credentials.get,
             now=clock(),

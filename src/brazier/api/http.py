@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from brazier import __version__
 from brazier.api.errors import error_response
@@ -22,7 +23,8 @@ Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 def build_http_app(
     services: Services, authenticate: Authenticator, lifespan: Lifespan | None = None
-) -> Starlette:
+) -> ASGIApp:
+    """The server's ASGI app: the Lambda API, plus health, code links and logs."""
     started = time.monotonic()
     api = LambdaApi(services, authenticate)
 
@@ -49,7 +51,13 @@ def build_http_app(
     async def logs(request: Request) -> Response:
         body = await request.body()
         try:
-            caller = authenticate(request, body)
+            caller = authenticate(
+                request.method,
+                request.scope["raw_path"].decode("latin-1"),
+                request.scope["query_string"].decode("latin-1"),
+                request.headers,
+                body,
+            )
             after = int(request.query_params.get("after", "0"))
             limit = min(int(request.query_params.get("limit", "1000")), 10000)
             events = await services.logs.function_events(
@@ -75,13 +83,20 @@ def build_http_app(
             }
         )
 
-    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
-    return Starlette(
+    site = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/_brazier/code/{sha}", code, methods=["GET"]),
             Route("/_brazier/v1/functions/{name}/logs", logs, methods=["GET"]),
-            Route("/{path:path}", api.handle, methods=methods),
         ],
         lifespan=lifespan,
     )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path != "/health" and not path.startswith("/_brazier/"):
+            await api(scope, receive, send)
+        else:
+            await site(scope, receive, send)
+
+    return app

@@ -98,6 +98,13 @@ class InvokeService:
         self.concurrency = _Concurrency(account_concurrency)
         self._revisions: dict[tuple[str, str, str, str], str] = {}
         self._tasks: asyncio.TaskGroup | None = None
+        # Resolved (version, spec) per (account, region, function, qualifier), valid while the
+        # store's generation stays where it was when they were read: the warm path skips the
+        # store and the spec building.
+        self._resolved: dict[
+            tuple[str, str, str, str | None], tuple[FunctionVersion, FunctionSpec]
+        ] = {}
+        self._resolved_at = -1
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[InvokeService]:
@@ -108,6 +115,22 @@ class InvokeService:
                 yield self
             finally:
                 self._tasks = None
+
+    async def _resolve_cached(
+        self, caller: Caller, cmd: InvokeCommand
+    ) -> tuple[FunctionVersion, FunctionSpec]:
+        generation = self.store.generation
+        if generation != self._resolved_at:
+            self._resolved.clear()
+            self._resolved_at = generation
+        key = (caller.account, caller.region, cmd.function, cmd.qualifier)
+        hit = self._resolved.get(key)
+        if hit is None:
+            fv = await self._resolve(caller, cmd)
+            hit = (fv, self._spec(fv))
+            if len(self._resolved) < 10_000:
+                self._resolved[key] = hit
+        return hit
 
     async def _resolve(self, caller: Caller, cmd: InvokeCommand) -> FunctionVersion:
         name, qualifier = resolve_ref(
@@ -190,10 +213,9 @@ class InvokeService:
     async def invoke(self, caller: Caller, cmd: InvokeCommand) -> InvokeReply:
         self._check_payload(cmd)
         client_context = self._client_context(cmd.client_context_b64)
-        fv = await self._resolve(caller, cmd)
+        fv, spec = await self._resolve_cached(caller, cmd)
         if cmd.invocation_type == "DryRun":
             return InvokeReply(status=204, payload=b"")
-        spec = self._spec(fv)
         worker = self.scheduler.choose(spec)
         await self._retire_stale(spec)
         invoked_arn = function_arn(caller.region, caller.account, fv.name, cmd.qualifier)

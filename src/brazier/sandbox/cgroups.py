@@ -159,8 +159,12 @@ class SandboxCgroup:
                 return int(v)
         return 0
 
-    def memory_peak(self) -> int:
+    def memory_peak(self, at_least: int = 0) -> int:
+        """Peak charge minus tmpfs pages. ``memory.stat`` is long to read and parse, so it is
+        read only when the raw peak exceeds ``at_least`` (what the caller already knows)."""
         peak = int(self._read("memory", "memory.max_usage_in_bytes"))
+        if peak <= at_least:
+            return peak
         return max(0, peak - self._stat("total_shmem"))
 
     def reset_memory_peak(self) -> None:

@@ -148,7 +148,8 @@ class LinuxSandbox:
     def memory_peak_bytes(self) -> int:
         if self.cgroup.removed:
             return 0
-        return max(self.cgroup.memory_peak(), self._proc_status_kb("VmHWM") * 1024)
+        hwm = self._proc_status_kb("VmHWM") * 1024
+        return max(self.cgroup.memory_peak(at_least=hwm), hwm)
 
     def reset_memory_peak(self) -> None:
         if self.cgroup.removed:

@@ -26,6 +26,12 @@ class Usage:
 
 
 class MetadataStore(Protocol):
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever stored data changes (here or, for a shared store, on
+        any node). Lets readers cache what they read until it moves. Never raises."""
+        ...
+
     async def create_function(self, fv: FunctionVersion, tags: Mapping[str, str]) -> bool:
         """Insert a new function with its ``$LATEST``. False (and no change) if the name exists.
         Not idempotent."""

@@ -73,6 +73,7 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False
         )
+        self._generation = 0
         db = self._db
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -91,6 +92,11 @@ class SqliteStore:
             raise StoreClosed("the metadata store is closed")
         return self._db
 
+    @property
+    def generation(self) -> int:
+        # Only this process writes the file (single node), so counting its commits suffices.
+        return self._generation
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         db = self.db
@@ -101,6 +107,7 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        self._generation += 1
 
     def _function_id(self, account: str, region: str, name: str) -> int | None:
         row = self.db.execute(

@@ -1,0 +1,204 @@
+"""Data-plane figures: cold starts, warm invokes, throughput, idle memory, burst scaling."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import ROOT, server, signed_headers, summarize
+
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support import lambda_client, make_zip, wait_active  # noqa: E402
+
+ROLE = "arn:aws:iam::000000000000:role/bench"
+NOOP_PY = make_zip({"app.py": "def handler(event, context):\n    return None\n"})
+NOOP_NODE = make_zip({"index.mjs": "export const handler = async () => null;\n"})
+SLEEP_PY = make_zip(
+    {"app.py": "import time\ndef handler(e, c):\n    t = time.time()\n    time.sleep(e['s'])\n    return t\n"}
+)
+
+
+def _create(client: Any, name: str, code: bytes, runtime: str, handler: str, **kw: Any) -> None:
+    client.create_function(
+        FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler, Code={"ZipFile": code}, **kw
+    )
+
+
+def _invoke_path(name: str) -> str:
+    return f"/2015-03-31/functions/{name}/invocations"
+
+
+def _ok(status: int, body: bytes, headers: http.client.HTTPMessage) -> None:
+    if status != 200 or headers.get("X-Amz-Function-Error"):
+        raise RuntimeError(f"invoke failed: {status} {body[:300]!r}")
+
+
+def _post(conn: http.client.HTTPConnection, srv_url: str, name: str, body: bytes = b"{}") -> int:
+    path = _invoke_path(name)
+    headers = signed_headers("POST", srv_url + path, body)
+    t0 = time.perf_counter_ns()
+    conn.request("POST", path, body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    t1 = time.perf_counter_ns()
+    _ok(resp.status, data, resp.headers)
+    return t1 - t0
+
+
+def cold_starts(srv: Any, client: Any, runtime: str, code: bytes, handler: str, n: int) -> dict[str, Any]:
+    names = [f"cold-{runtime.replace('.', '-')}-{i}" for i in range(n)]
+    for name in names:
+        _create(client, name, code, runtime, handler)
+    for name in names:
+        wait_active(client, name)
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+    samples = [_post(conn, srv.url, name) for name in names]
+    conn.close()
+    return summarize(samples)
+
+
+def warm(srv: Any, client: Any, name: str, n: int) -> dict[str, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+    for _ in range(200):
+        _post(conn, srv.url, name)
+    samples = [_post(conn, srv.url, name) for _ in range(n)]
+    conn.close()
+    return summarize(samples)
+
+
+def throughput(srv: Any, name: str, *, connections: int = 8, seconds: int = 10) -> dict[str, Any]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"skipped": "wrk is not installed (apt-get install wrk)"}
+    path = _invoke_path(name)
+    headers = signed_headers("POST", srv.url + path, b"{}")
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items() if k != "Host")
+    script = f'wrk.method = "POST"\nwrk.body = "{{}}"\n{lines}\n'
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    out = subprocess.run(
+        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, srv.url + path],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    Path(f.name).unlink()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    lat = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", out, re.M))
+    return {
+        "connections": connections,
+        "seconds": seconds,
+        "invokes_per_s": rps,
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+        "latency": {f"p{k}": v for k, v in lat.items()},
+    }
+
+
+def _sandbox_pids() -> list[int]:
+    pids: list[int] = []
+    for procs in Path("/sys/fs/cgroup/pids").rglob("cgroup.procs"):
+        if "/brazier-" in str(procs) and procs.parent.name != procs.parents[1].name:
+            parent = procs.parent
+            if parent.parent.name.startswith("brazier-"):
+                pids += [int(p) for p in procs.read_text().split()]
+    return pids
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    m = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def idle_memory(srv: Any, client: Any, n: int) -> dict[str, Any]:
+    """Start ``n`` environments (one per function), let them idle, measure PSS per sandbox."""
+    before = set(_sandbox_pids())
+    names = [f"idle-{i}" for i in range(n)]
+    for name in names:
+        _create(client, name, NOOP_PY, "python3.11", "app.handler")
+    for name in names:
+        wait_active(client, name)
+    avail0 = _mem_available_kb()
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+    t0 = time.monotonic()
+    for name in names:
+        _post(conn, srv.url, name)
+    started = time.monotonic() - t0
+    conn.close()
+    time.sleep(1.0)
+    pids = [p for p in _sandbox_pids() if p not in before]
+    pss = sorted(_pss_kb(p) for p in pids)
+    avail1 = _mem_available_kb()
+    return {
+        "environments": n,
+        "sandbox_processes": len(pids),
+        "pss_mib_median": round(pss[len(pss) // 2] / 1024, 2) if pss else None,
+        "pss_mib_p90": round(pss[int(len(pss) * 0.9)] / 1024, 2) if pss else None,
+        "mem_available_drop_mib_per_env": round((avail0 - avail1) / 1024 / n, 2),
+        "seconds_to_start_all": round(started, 2),
+    }
+
+
+def _mem_available_kb() -> int:
+    m = re.search(r"^MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+async def _burst(srv: Any, name: str, n: int) -> dict[str, Any]:
+    path = _invoke_path(name)
+    body = json.dumps({"s": 1.0}).encode()
+    headers = signed_headers("POST", srv.url + path, body)
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(base_url=srv.url, limits=limits, timeout=60) as http_client:
+        t0 = time.time()
+        replies = await asyncio.gather(
+            *(http_client.post(path, content=body, headers=headers) for _ in range(n))
+        )
+    starts = sorted(float(r.text) for r in replies if r.status_code == 200 and "X-Amz-Function-Error" not in r.headers)
+    return {
+        "concurrency": n,
+        "succeeded": len(starts),
+        "seconds_until_all_running": round(starts[-1] - t0, 3) if starts else None,
+        "seconds_until_half_running": round(starts[len(starts) // 2] - t0, 3) if starts else None,
+    }
+
+
+def run(tmp: Path, *, quick: bool = False) -> dict[str, Any]:
+    n = 30 if quick else 60
+    results: dict[str, Any] = {}
+    with server(tmp) as srv:
+        client = lambda_client(srv.url)
+        results["cold_start_python3.11"] = cold_starts(srv, client, "python3.11", NOOP_PY, "app.handler", n)
+        try:
+            results["cold_start_nodejs20.x"] = cold_starts(
+                srv, client, "nodejs20.x", NOOP_NODE, "index.handler", n // 2
+            )
+        except RuntimeError as exc:
+            results["cold_start_nodejs20.x"] = {"error": str(exc)}
+        for mem in (128, 1769):
+            name = f"warm-{mem}"
+            _create(client, name, NOOP_PY, "python3.11", "app.handler", MemorySize=mem)
+            wait_active(client, name)
+            results[f"warm_python3.11_{mem}mb"] = warm(srv, client, name, 1000 if quick else 3000)
+            results[f"throughput_8_clients_{mem}mb"] = throughput(srv, name, seconds=5 if quick else 10)
+        _create(client, "burst", SLEEP_PY, "python3.11", "app.handler", MemorySize=128, Timeout=30)
+        wait_active(client, "burst")
+        results["burst_0_to_100"] = asyncio.run(_burst(srv, "burst", 100))
+    with server(tmp / "idle") as srv:
+        client = lambda_client(srv.url)
+        results["idle_environments"] = idle_memory(srv, client, 200 if quick else 1000)
+    return results
