@@ -1,0 +1,866 @@
+"""In-sandbox Lambda runtime client for python3.X functions (stdlib only, Python 3.9 to 3.13).
+
+The zygote of a python3.X environment imports this module before forking, then calls
+``main(handler)`` in the forked child with cwd=/var/task, ``os.environ`` holding the complete
+Lambda environment and ``sys.path`` holding /var/task and the layer directories. ``main`` never
+returns: it loads the handler, then loops over the Runtime API (GET next, POST response or error).
+
+What a handler can observe is modelled on ``awslambdaric`` 4.2.2 (the RIC of the managed python
+runtimes): the context object, the error payloads and their messages, the log line formats, the
+``_X_AMZN_TRACE_ID`` handling and the JSON encoding rules. Deliberate differences:
+
+* stdout is line buffered and flushed before each post instead of being wrapped in an object that
+  flushes on every write; ``sys.stdout`` stays a real ``io.TextIOWrapper``.
+* in stdout mode a multi-line log record has its inner ``\\n`` replaced by ``\\r`` so a line based
+  collector keeps it whole (AWS frames records on ``_LAMBDA_TELEMETRY_LOG_FD`` instead; when that
+  variable is set we frame too).
+* simplejson's ``namedtuple_as_object`` is not replicated (namedtuples encode as arrays).
+* SnapStart hooks, multi-concurrency (``AWS_LAMBDA_MAX_CONCURRENCY``) and the restore endpoints are
+  not implemented.
+
+Import cost matters (the zygote imports us and every fork inherits it), so module level code only
+defines things and imports stdlib modules that the invoke path needs anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import decimal
+import importlib
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+__all__ = ["LambdaContext", "main"]
+
+_NEXT_PATH = "/2018-06-01/runtime/invocation/next"
+_INVOKE_PREFIX = "/2018-06-01/runtime/invocation/"
+_INIT_ERROR_PATH = "/2018-06-01/runtime/init/error"
+_CT_JSON = "Content-Type: application/json\r\n"
+_CT_UNKNOWN = "Content-Type: application/unknown\r\n"
+# awslambdaric's encoder stops escaping non-ASCII characters from python3.12 on.
+_UNICODE_JSON_ENVS = frozenset("AWS_Lambda_python3." + minor for minor in ("12", "13", "14", "15"))
+_ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+_XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
+_XRAY_CAUSE_MAX = 1024 * 1024  # awslambdaric drops the X-Ray cause header at 1 MiB
+_TRACE_ENV = "_X_AMZN_TRACE_ID"
+_NBSP = "\u00a0"  # Lambda indents logged stack lines with NO-BREAK SPACE
+_THIS_FILE = __file__
+_UNHANDLED_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code. "
+    "However, in rare cases, a Lambda runtime update can cause unexpected function behavior. For "
+    "functions using managed runtimes, runtime updates can be triggered by a function change, or "
+    "can be applied automatically. To determine if the runtime has been updated, check the "
+    "runtime version in the INIT_START log entry. If this error correlates with a change in the "
+    "runtime version, you may be able to mitigate this error by temporarily rolling back to the "
+    "previous runtime version. For more information, see "
+    "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html\r"
+)
+
+# Per-invoke state read by the logging filter. Module globals (not attributes of an object) keep
+# the hot path at one STORE_GLOBAL each.
+_request_id: str | None = None
+_tenant_id: str | None = None
+# Set once by main() from AWS_EXECUTION_ENV, like awslambdaric's Encoder.
+_ensure_ascii = True
+
+
+class _Fault(Exception):
+    """A failure detected by the runtime, typed ``Runtime.*`` (awslambdaric's FaultException)."""
+
+    def __init__(self, error_type: str, msg: str, trace: list[str] | None = None) -> None:
+        super().__init__(msg)
+        self.error_type = error_type
+        self.msg = msg
+        self.trace = trace
+
+
+# ----------------------------------------------------------------------------------------------
+# The context object
+# ----------------------------------------------------------------------------------------------
+
+
+class CognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self, identity_id: Any = None, pool_id: Any = None) -> None:
+        self.cognito_identity_id = identity_id
+        self.cognito_identity_pool_id = pool_id
+
+    def __repr__(self) -> str:
+        return (
+            f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
+            f"cognito_identity_pool_id={self.cognito_identity_pool_id}])"
+        )
+
+
+class Client:
+    __slots__ = (
+        "app_package_name",
+        "app_title",
+        "app_version_code",
+        "app_version_name",
+        "installation_id",
+    )
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        get = d.get
+        self.installation_id = get("installation_id")
+        self.app_title = get("app_title")
+        self.app_version_name = get("app_version_name")
+        self.app_version_code = get("app_version_code")
+        self.app_package_name = get("app_package_name")
+
+    def __repr__(self) -> str:
+        return (
+            f"Client([installation_id={self.installation_id},app_title={self.app_title},"
+            f"app_version_name={self.app_version_name},"
+            f"app_version_code={self.app_version_code},"
+            f"app_package_name={self.app_package_name}])"
+        )
+
+
+class ClientContext:
+    __slots__ = ("client", "custom", "env")
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        get = d.get
+        self.custom = get("custom")
+        self.env = get("env")
+        client = get("client")
+        self.client = None if client is None else Client(client)
+
+    def __repr__(self) -> str:
+        return f"ClientContext([custom={self.custom},env={self.env},client={self.client}])"
+
+
+_W3C_FIELDS = ("traceparent", "tracestate", "baggage")
+
+
+class LambdaContext:
+    """The ``context`` argument of a python handler, attribute for attribute like awslambdaric's.
+
+    A plain class with ``__dict__`` (not ``__slots__``): some libraries attach attributes to it.
+    """
+
+    # Environment-derived fields are the same for every invoke of this process; they are set on the
+    # class once by ``main`` so ``__init__`` only stores what changes per invoke.
+    function_name: str | None = None
+    function_version: str | None = None
+    memory_limit_in_mb: str | None = None
+    log_group_name: str | None = None
+    log_stream_name: str | None = None
+
+    def __init__(
+        self,
+        aws_request_id: str,
+        invoked_function_arn: str | None,
+        deadline_ms: int,
+        client_context: ClientContext | None = None,
+        identity: CognitoIdentity | None = None,
+        tenant_id: str | None = None,
+        w3c: dict[str, str] | None = None,
+    ) -> None:
+        self.aws_request_id = aws_request_id
+        self.invoked_function_arn = invoked_function_arn
+        self.client_context = client_context
+        self.identity = CognitoIdentity() if identity is None else identity
+        self.tenant_id = tenant_id
+        self._epoch_deadline_time_in_ms = deadline_ms
+        self._w3c_fields = w3c
+
+    def get_remaining_time_in_millis(self) -> int:
+        delta = self._epoch_deadline_time_in_ms - int(time.time() * 1000)
+        return delta if delta > 0 else 0
+
+    def w3c(self) -> dict[str, str]:
+        return dict(self._w3c_fields or {})
+
+    def log(self, msg: Any) -> None:
+        for handler in logging.getLogger().handlers:
+            sink = getattr(handler, "log_sink", None)
+            if sink is not None:
+                sink.log(str(msg))
+                return
+        sys.stdout.write(str(msg))
+
+    def __repr__(self) -> str:
+        return (
+            f"LambdaContext([aws_request_id={self.aws_request_id},"
+            f"log_group_name={self.log_group_name},"
+            f"log_stream_name={self.log_stream_name},"
+            f"function_name={self.function_name},"
+            f"memory_limit_in_mb={self.memory_limit_in_mb},"
+            f"function_version={self.function_version},"
+            f"invoked_function_arn={self.invoked_function_arn},"
+            f"client_context={self.client_context},"
+            f"identity={self.identity},"
+            f"tenant_id={self.tenant_id}])"
+        )
+
+
+def _parse_json_header(value: str, name: str) -> Any:
+    try:
+        return json.loads(value)
+    except Exception as e:
+        raise _Fault(
+            "Runtime.LambdaContextUnmarshalError", f"Unable to parse {name} JSON: {e}"
+        ) from None
+
+
+def _client_context(raw: str) -> tuple[ClientContext | None, dict[str, str] | None]:
+    cc = _parse_json_header(raw, "Client Context")
+    w3c: dict[str, str] | None = None
+    if isinstance(cc, dict) and "w3c" in cc:
+        raw_w3c = cc.pop("w3c")
+        if isinstance(raw_w3c, dict):
+            w3c = {k: raw_w3c[k] for k in _W3C_FIELDS if isinstance(raw_w3c.get(k), str)}
+    if cc is None:
+        return None, w3c
+    if not isinstance(cc, dict):
+        # awslambdaric would fail on .get() of a non-object; report it as a context error.
+        raise _Fault("Runtime.LambdaContextUnmarshalError", "Client Context is not a JSON object")
+    return ClientContext(cc), w3c
+
+
+def _identity(raw: str) -> CognitoIdentity:
+    ident = _parse_json_header(raw, "Cognito Identity")
+    if not isinstance(ident, dict):
+        raise _Fault("Runtime.LambdaContextUnmarshalError", "Cognito Identity is not a JSON object")
+    return CognitoIdentity(ident.get("cognitoIdentityId"), ident.get("cognitoIdentityPoolId"))
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON encoding like awslambdaric's simplejson Encoder
+# ----------------------------------------------------------------------------------------------
+
+# simplejson emits a Decimal as its str() (RawJSON); the stdlib encoder cannot emit raw text, so a
+# Decimal becomes a marker string that is spliced back after encoding. The regex only runs when a
+# Decimal was seen.
+_DEC_MARK = "\x00brazier-decimal\x00"
+_DEC_RE = re.compile(r'"\\u0000brazier-decimal\\u0000([^"\\]*)"')
+
+
+class _Encoder:
+    __slots__ = ("_enc", "saw_decimal")
+
+    def __init__(self, ensure_ascii: bool) -> None:
+        self.saw_decimal = False
+        self._enc = json.JSONEncoder(
+            ensure_ascii=ensure_ascii, allow_nan=True, default=self._default
+        )
+
+    def _default(self, obj: Any) -> Any:
+        if isinstance(obj, decimal.Decimal):
+            if obj.is_nan():
+                return float("nan")
+            self.saw_decimal = True
+            return _DEC_MARK + str(obj)
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+    def encode(self, obj: Any) -> str:
+        out = self._enc.encode(obj)
+        if self.saw_decimal:
+            self.saw_decimal = False
+            out = _DEC_RE.sub(r"\1", out)
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Logging
+# ----------------------------------------------------------------------------------------------
+
+_TEXT_FMT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
+_TEXT_DATEFMT = "%Y-%m-%dT%H:%M:%S"
+_JSON_DATEFMT = "%Y-%m-%dT%H:%M:%SZ"
+_TEXT_FRAME = 0xA55A0003
+_JSON_FRAME = 0xA55A0002
+# Python level -> framed-protocol level mask (DEBUG 8, INFO 12, WARN 16, ERROR 20, FATAL 24)
+_LEVEL_MASK = {0: 0, 10: 8, 20: 12, 30: 16, 40: 20, 50: 24}
+_RESERVED = frozenset(
+    (
+        "name",
+        "msg",
+        "args",
+        "levelname",
+        "levelno",
+        "pathname",
+        "filename",
+        "module",
+        "exc_info",
+        "exc_text",
+        "stack_info",
+        "lineno",
+        "funcName",
+        "created",
+        "msecs",
+        "relativeCreated",
+        "thread",
+        "threadName",
+        "processName",
+        "process",
+        "aws_request_id",
+        "tenant_id",
+        "_frame_type",
+    )
+)
+
+
+def _level_bucket(levelno: int) -> int:
+    return min(50, max(0, levelno)) // 10 * 10
+
+
+class _StdoutSink:
+    """Writes records to stdout, one line each: inner newlines become ``\\r``."""
+
+    def log(self, msg: str, frame_type: int | None = None) -> None:
+        if msg.endswith("\n"):
+            msg = msg[:-1]
+        if "\n" in msg:
+            msg = msg.replace("\n", "\r")
+        # Looked up per call: the handler may have replaced sys.stdout.
+        sys.stdout.write(msg + "\n")
+
+    def log_error(self, lines: list[str]) -> None:
+        sys.stdout.write("\r".join(lines) + "\n")
+
+
+class _FramedSink:
+    """The framed telemetry protocol (§4.4): type, length, timestamp in µs, message; big-endian."""
+
+    def __init__(self, fd: int, error_frame: int) -> None:
+        self._fd = fd
+        self._error_frame = error_frame
+
+    def log(self, msg: str, frame_type: int | None = None) -> None:
+        data = msg.encode("utf-8")
+        head = (frame_type or _TEXT_FRAME).to_bytes(4, "big") + len(data).to_bytes(4, "big")
+        head += (time.time_ns() // 1000).to_bytes(8, "big")
+        os.write(self._fd, head + data)
+
+    def log_error(self, lines: list[str]) -> None:
+        self.log("\n".join(lines), self._error_frame)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = _request_id or ""
+        record.tenant_id = _tenant_id
+        return True
+
+
+class _LambdaHandler(logging.Handler):
+    def __init__(self, sink: _StdoutSink | _FramedSink, json_mode: bool) -> None:
+        super().__init__()
+        self.log_sink = sink
+        self._base = _JSON_FRAME if json_mode else _TEXT_FRAME
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+            frame = self._base | _LEVEL_MASK.get(_level_bucket(record.levelno), 0)
+            self.log_sink.log(msg, frame)
+        except Exception:
+            self.handleError(record)
+
+
+class _JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__(datefmt=_JSON_DATEFMT)
+        self._encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelno = _level_bucket(record.levelno)
+        record.levelname = logging.getLevelName(record.levelno)
+        msg = record.msg
+        exc = record.exc_info
+        result: dict[str, Any] = {
+            "timestamp": self.formatTime(record, self.datefmt),
+            "level": record.levelname,
+            "message": msg if isinstance(msg, dict) and not record.args else record.getMessage(),
+            "logger": record.name,
+            "stackTrace": traceback.format_tb(exc[2]) if exc else None,
+            "errorType": exc[0].__name__ if exc and exc[0] else None,
+            "errorMessage": str(exc[1]) if exc else None,
+            "requestId": getattr(record, "aws_request_id", None),
+            "location": f"{record.pathname}:{record.funcName}:{record.lineno}" if exc else None,
+        }
+        tenant = getattr(record, "tenant_id", None)
+        if tenant is not None:
+            result["tenantId"] = tenant
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and key not in result:
+                result[key] = value
+        return self._encode({k: v for k, v in result.items() if v is not None}) + "\n"
+
+
+def _setup_logging(json_mode: bool, level: str) -> _StdoutSink | _FramedSink:
+    error_frame = (_JSON_FRAME if json_mode else _TEXT_FRAME) | 20
+    fd = os.environ.pop("_LAMBDA_TELEMETRY_LOG_FD", None)
+    sink: _StdoutSink | _FramedSink
+    sink = _FramedSink(int(fd), error_frame) if fd is not None else _StdoutSink()
+    # awslambdaric sets this process-wide, so user formatters print UTC too.
+    logging.Formatter.converter = time.gmtime
+    handler = _LambdaHandler(sink, json_mode)
+    handler.setFormatter(
+        _JsonFormatter() if json_mode else logging.Formatter(_TEXT_FMT, _TEXT_DATEFMT)
+    )
+    handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    if level and isinstance(logging.getLevelName(level), int):
+        root.setLevel(level)
+    root.addHandler(handler)
+    return sink
+
+
+def _log_error(sink: _StdoutSink | _FramedSink, json_mode: bool, err: dict[str, Any]) -> None:
+    if json_mode:
+        stamp = time.strftime(_JSON_DATEFMT, time.gmtime())
+        sink.log_error([_to_json({"timestamp": stamp, "level": "ERROR", **err})])
+        return
+    etype = err.get("errorType")
+    emsg = err.get("errorMessage")
+    head = "[ERROR]"
+    if etype:
+        head += " " + etype
+    if emsg:
+        if etype:
+            head += ":"
+        head += " " + emsg
+    lines = [head]
+    trace = err.get("stackTrace")
+    if trace is not None:
+        lines.append("Traceback (most recent call last):")
+        for element in trace:
+            if element == "":
+                lines.append("")
+                continue
+            for line in element.splitlines():
+                stripped = line.lstrip(" ")
+                lines.append(_NBSP * (len(line) - len(stripped)) + stripped)
+    sink.log_error(lines)
+
+
+def _to_json(obj: Any, ensure_ascii: bool | None = None) -> str:
+    """awslambdaric's ``to_json``: ASCII-escaped unless the execution env is python3.12 or later."""
+    if ensure_ascii is None:
+        ensure_ascii = _ensure_ascii
+    return json.dumps(obj, ensure_ascii=ensure_ascii, allow_nan=True, default=str)
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors
+# ----------------------------------------------------------------------------------------------
+
+
+def _make_error(
+    msg: str, etype: str, trace: list[str] | None, request_id: str = ""
+) -> dict[str, Any]:
+    return {
+        "errorMessage": msg or "",
+        "errorType": etype or "",
+        "requestId": request_id,
+        "stackTrace": trace or [],
+    }
+
+
+def _user_frames(tb: Any) -> list[tuple[str, int, str, str | None]]:
+    """Frames of a traceback as tuples, minus the leading frames of this file."""
+    frames = [(f.filename, f.lineno or 0, f.name, f.line) for f in traceback.extract_tb(tb)]
+    for i, frame in enumerate(frames):
+        if frame[0] != _THIS_FILE:
+            return frames[i:]
+    return frames
+
+
+def _format_frames(frames: list[tuple[str, int, str, str | None]]) -> list[str]:
+    # format_list on plain tuples gives the classic two-line form without 3.11+ caret lines,
+    # exactly what awslambdaric puts in stackTrace.
+    return traceback.format_list(frames)
+
+
+def _xray_cause(etype: str, msg: str, frames: list[tuple[str, int, str, str | None]]) -> str:
+    stack = [{"label": f[2], "path": f[0], "line": f[1]} for f in frames]
+    cause = {
+        "working_directory": os.getcwd(),
+        "exceptions": [{"message": msg, "type": etype, "stack": stack}],
+        "paths": list({f[0] for f in frames}),
+    }
+    return _to_json(cause, ensure_ascii=True)  # an HTTP header value must stay latin-1
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading the handler
+# ----------------------------------------------------------------------------------------------
+
+
+def _load_handler(handler: str) -> Callable[[Any, LambdaContext], Any]:
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as e:
+        raise _Fault("Runtime.MalformedHandlerName", f"Bad handler '{handler}': {e}") from None
+    if modname.split(".")[0] in sys.builtin_module_names:
+        raise _Fault(
+            "Runtime.BuiltInModuleConflict",
+            f"Cannot use built-in module {modname} as a handler module",
+        )
+    try:
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise _Fault(
+            "Runtime.ImportModuleError", f"Unable to import module '{modname}': {e}"
+        ) from None
+    except SyntaxError as e:
+        trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}']
+        raise _Fault(
+            "Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {e}", trace
+        ) from None
+    try:
+        return getattr(module, fname)  # type: ignore[no-any-return]
+    except AttributeError:
+        raise _Fault(
+            "Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'"
+        ) from None
+
+
+# ----------------------------------------------------------------------------------------------
+# The Runtime API client
+# ----------------------------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------------------------
+# The Runtime API transport
+# ----------------------------------------------------------------------------------------------
+
+
+class _ConnectionLost(Exception):
+    def __init__(self, msg: str, *, started: bool) -> None:
+        super().__init__(msg)
+        self.started = started  # whether any byte of the response had arrived
+
+
+class _RuntimeConnection:
+    """A minimal HTTP/1.1 keep-alive client for the Runtime API on one TCP connection.
+
+    Why not ``http.client``: on the hot path it costs ~75 µs of CPU per request here (a
+    ``makefile()`` per response, header parsing through ``email.feedparser``, two ``send()`` calls
+    per POST), which is most of a no-op invoke. This client sends each request in one ``send()``
+    and parses the few headers the Runtime API returns with ``bytes.find``/``str.split``. It
+    supports Content-Length, chunked and read-until-close bodies. No timeout: /next blocks while
+    the environment is idle or frozen.
+    """
+
+    def __init__(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        self._addr = (host.strip("[]"), int(port))
+        self._host = address
+        self._sock: socket.socket | None = None
+        self._buf = bytearray()
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._buf.clear()
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: str = ""
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send one request; ``headers`` is preformatted ``Name: value\r\n`` text."""
+        if method == "GET":
+            head = f"GET {path} HTTP/1.1\r\nHost: {self._host}\r\n\r\n"
+        else:
+            head = (
+                f"{method} {path} HTTP/1.1\r\nHost: {self._host}\r\n{headers}"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+        data = head.encode("latin-1")
+        for attempt in (1, 2):
+            fresh = self._sock is None
+            sock = self._connect() if self._sock is None else self._sock
+            try:
+                if len(body) <= 65536:
+                    sock.sendall(data + body)  # one segment: no Nagle/delayed-ACK stall
+                else:
+                    sock.sendall(data)
+                    sock.sendall(body)
+                return self._read_response(sock)
+            except (_ConnectionLost, ConnectionError) as e:
+                self.close()
+                # A reused keep-alive connection may have been closed by the server just before
+                # we wrote: retry once on a fresh one, unless part of an answer had arrived.
+                if fresh or attempt == 2 or (isinstance(e, _ConnectionLost) and e.started):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self._addr)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._buf.clear()
+        return sock
+
+    def _fill(self, sock: socket.socket, started: bool) -> None:
+        chunk = sock.recv(262144)
+        if not chunk:
+            raise _ConnectionLost("the Runtime API closed the connection", started=started)
+        self._buf += chunk
+
+    def _read_response(self, sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+        buf = self._buf
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            self._fill(sock, bool(buf))
+        raw = bytes(buf[:end])
+        del buf[: end + 4]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        lines = text.split("\r\n")
+        status = int(lines[0][9:12])  # "HTTP/1.1 200 OK"
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.lower()] = value.strip()
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = self._read_chunked(sock)
+        elif "content-length" in headers:
+            length = int(headers["content-length"])
+            while len(buf) < length:
+                self._fill(sock, True)
+            body = bytes(buf[:length])
+            del buf[:length]
+        elif status in (204, 304) or 100 <= status < 200:
+            body = b""
+        else:  # no framing: the body runs to the end of the connection
+            try:
+                while True:
+                    self._fill(sock, True)
+            except _ConnectionLost:
+                pass
+            body = bytes(buf)
+            self.close()
+            return status, headers, body
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers, body
+
+    def _read_chunked(self, sock: socket.socket) -> bytes:
+        buf = self._buf
+        out = bytearray()
+        while True:
+            while (eol := buf.find(b"\r\n")) < 0:
+                self._fill(sock, True)
+            size = int(bytes(buf[:eol]).split(b";", 1)[0], 16)
+            del buf[: eol + 2]
+            if size == 0:  # skip trailers up to the blank line
+                while True:
+                    while (eol := buf.find(b"\r\n")) < 0:
+                        self._fill(sock, True)
+                    line_empty = eol == 0
+                    del buf[: eol + 2]
+                    if line_empty:
+                        return bytes(out)
+            while len(buf) < size + 2:
+                self._fill(sock, True)
+            out += buf[:size]
+            del buf[: size + 2]
+
+
+# ----------------------------------------------------------------------------------------------
+# The runtime loop
+# ----------------------------------------------------------------------------------------------
+
+
+def _fatal(msg: str) -> NoReturn:
+    sys.stdout.write(f"[ERROR] Runtime.RuntimeClientError: {msg}\n")
+    _exit(1)
+
+
+def _exit(code: int) -> NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    # SAFETY: we run in the forked child of a zygote; SystemExit would unwind into the zygote's
+    # frames (its finally blocks and atexit hooks belong to the parent's lifecycle). Everything
+    # this process owes the platform has been posted and flushed above.
+    os._exit(code)
+
+
+def _configure_streams() -> None:
+    # The host reads our stdout from a pipe: flush every line (and explicitly before each post).
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(Exception):  # a replaced stream keeps its own buffering
+                reconfigure(line_buffering=True)
+
+
+def main(handler: str) -> NoReturn:
+    """Run the Lambda runtime loop for ``handler`` (``module.function``); never returns.
+
+    Call it in the sandboxed process with cwd=/var/task, ``sys.path`` covering the task root and
+    the layers, and ``os.environ`` holding the Lambda environment. Reads AWS_LAMBDA_RUNTIME_API,
+    AWS_LAMBDA_FUNCTION_NAME, AWS_LAMBDA_FUNCTION_VERSION, AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+    AWS_LAMBDA_LOG_GROUP_NAME, AWS_LAMBDA_LOG_STREAM_NAME, AWS_LAMBDA_LOG_FORMAT,
+    AWS_LAMBDA_LOG_LEVEL, AWS_EXECUTION_ENV and _LAMBDA_TELEMETRY_LOG_FD (removed once read);
+    sets or unsets _X_AMZN_TRACE_ID per invoke. On an init failure it posts /init/error and exits
+    with status 1; if the Runtime API fails or answers /next with anything but 200 it exits with 1.
+    """
+    global _ensure_ascii  # noqa: PLW0603 - set once, read by _to_json on error paths
+    env = os.environ
+    _configure_streams()
+    json_mode = (env.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+    level = (env.get("AWS_LAMBDA_LOG_LEVEL") or "").upper()
+    sink = _setup_logging(json_mode, "DEBUG" if level == "TRACE" else level)
+    _ensure_ascii = env.get("AWS_EXECUTION_ENV") not in _UNICODE_JSON_ENVS
+    LambdaContext.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+    LambdaContext.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+    LambdaContext.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    LambdaContext.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+    LambdaContext.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+    address = env.get("AWS_LAMBDA_RUNTIME_API") or ""
+    if address.count(":") < 1 or not address.rpartition(":")[2].isdigit():
+        _fatal(f"AWS_LAMBDA_RUNTIME_API must be host:port, got {address!r}")
+    conn = _RuntimeConnection(address)
+
+    try:
+        fn = _load_handler(handler)
+    except Exception as e:
+        _init_failed(conn, sink, json_mode, e)
+    _Loop(conn, fn, sink, json_mode).run()
+
+
+def _init_failed(
+    conn: _RuntimeConnection, sink: _StdoutSink | _FramedSink, json_mode: bool, e: Exception
+) -> NoReturn:
+    if isinstance(e, _Fault):
+        err = _make_error(e.msg, e.error_type, e.trace)
+    else:
+        err = _make_error(str(e), type(e).__name__, _format_frames(_user_frames(e.__traceback__)))
+    logging.warning(_UNHANDLED_WARNING)
+    _log_error(sink, json_mode, err)
+    sys.stdout.flush()
+    try:
+        # awslambdaric sends no Content-Type here, and the error type as a header.
+        header = f"{_ERROR_TYPE_HEADER}: {err['errorType'] or 'Runtime.Unknown'}\r\n"
+        conn.request("POST", _INIT_ERROR_PATH, _to_json(err).encode("utf-8"), header)
+    except (OSError, _ConnectionLost, ValueError) as post_error:
+        sys.stdout.write(f"[ERROR] could not post the init error: {post_error}\n")
+    _exit(1)
+
+
+class _Loop:
+    """GET /next, run the handler, POST the outcome; forever."""
+
+    def __init__(
+        self,
+        conn: _RuntimeConnection,
+        fn: Callable[[Any, LambdaContext], Any],
+        sink: _StdoutSink | _FramedSink,
+        json_mode: bool,
+    ) -> None:
+        self.conn = conn
+        self.fn = fn
+        self.sink = sink
+        self.json_mode = json_mode
+        self.encode = _Encoder(_ensure_ascii).encode
+
+    def run(self) -> NoReturn:
+        global _request_id, _tenant_id  # noqa: PLW0603 - read by the logging filter
+        request = self.conn.request
+        environ = os.environ
+        invoke = self.invoke
+        while True:
+            try:
+                status, headers, body = request("GET", _NEXT_PATH)
+            except (OSError, _ConnectionLost, ValueError) as e:
+                _fatal(f"Failed to get next invocation: {e}")
+            if status != 200:
+                _fatal(f"/next answered {status}: {body[:200]!r}")
+            rid = headers.get("lambda-runtime-aws-request-id")
+            if not rid:
+                _fatal("/next answered without Lambda-Runtime-Aws-Request-Id")
+            _request_id = rid
+            _tenant_id = headers.get("lambda-runtime-aws-tenant-id")
+            trace = headers.get("lambda-runtime-trace-id")
+            if trace is not None:
+                environ[_TRACE_ENV] = trace
+            elif _TRACE_ENV in environ:
+                del environ[_TRACE_ENV]
+            path, out, extra = invoke(rid, headers, body)
+            # The invoke's output reaches the host before its result. suppress() costs ~0.3 µs;
+            # a handler may have closed or replaced stdout.
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+            try:
+                status, _, answer = request("POST", path, out, extra)
+            except (OSError, _ConnectionLost, ValueError) as e:
+                _fatal(f"Failed to post the result of {rid}: {e}")
+            if status != 202:
+                # e.g. 413: the platform already fails the invoke; keep serving like the RIE
+                # expects rather than dying.
+                sys.stdout.write(f"[WARNING] Runtime API answered {status} for {rid}: {answer!r}\n")
+
+    def invoke(self, rid: str, headers: dict[str, str], body: bytes) -> tuple[str, bytes, str]:
+        """Run the handler; returns the path, body and extra header lines of the post."""
+        try:
+            result = self.fn(self.event(headers, body), self.context(rid, headers))
+            if result is None:
+                return f"{_INVOKE_PREFIX}{rid}/response", b"null", _CT_JSON
+            if isinstance(result, bytes):
+                return f"{_INVOKE_PREFIX}{rid}/response", result, _CT_UNKNOWN
+            try:
+                out = self.encode(result).encode("utf-8")
+            except Exception as e:
+                raise _Fault("Runtime.MarshalError", f"Unable to marshal response: {e}") from None
+            return f"{_INVOKE_PREFIX}{rid}/response", out, _CT_JSON
+        except _Fault as f:
+            err = _make_error(f.msg, f.error_type, f.trace, rid)
+            cause = _xray_cause("LambdaValidationError", f.msg, [])
+        except Exception as e:
+            frames = _user_frames(e.__traceback__)
+            etype, msg = type(e).__name__, str(e)
+            err = _make_error(msg, etype, _format_frames(frames), rid)
+            cause = _xray_cause(etype, msg, frames)
+        _log_error(self.sink, self.json_mode, err)
+        extra = _CT_JSON
+        if len(cause) < _XRAY_CAUSE_MAX:
+            extra += f"{_XRAY_CAUSE_HEADER}: {cause}\r\n"
+        return f"{_INVOKE_PREFIX}{rid}/error", _to_json(err).encode("utf-8"), extra
+
+    @staticmethod
+    def event(headers: dict[str, str], body: bytes) -> Any:
+        if headers.get("content-type", "application/json") != "application/json":
+            return body  # awslambdaric hands non-JSON content types over as bytes
+        try:
+            return json.loads(body)
+        except Exception as e:
+            raise _Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {e}") from None
+
+    @staticmethod
+    def context(rid: str, headers: dict[str, str]) -> LambdaContext:
+        deadline = headers.get("lambda-runtime-deadline-ms")
+        try:
+            deadline_ms = int(deadline) if deadline else 0
+        except ValueError:
+            deadline_ms = 0
+        arn = headers.get("lambda-runtime-invoked-function-arn")
+        tenant = headers.get("lambda-runtime-aws-tenant-id")
+        cc_raw = headers.get("lambda-runtime-client-context")
+        ident_raw = headers.get("lambda-runtime-cognito-identity")
+        if not cc_raw and not ident_raw:
+            return LambdaContext(rid, arn, deadline_ms, None, None, tenant)
+        cc, w3c = _client_context(cc_raw) if cc_raw else (None, None)
+        ident = _identity(ident_raw) if ident_raw else None
+        return LambdaContext(rid, arn, deadline_ms, cc, ident, tenant, w3c)
