@@ -20,13 +20,15 @@ from bench.common import ROOT, server, signed_headers, summarize
 
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support import lambda_client, make_zip, wait_active  # noqa: E402
+from support import lambda_client, make_zip, wait_active
 
 ROLE = "arn:aws:iam::000000000000:role/bench"
 NOOP_PY = make_zip({"app.py": "def handler(event, context):\n    return None\n"})
 NOOP_NODE = make_zip({"index.mjs": "export const handler = async () => null;\n"})
 SLEEP_PY = make_zip(
-    {"app.py": "import time\ndef handler(e, c):\n    t = time.time()\n    time.sleep(e['s'])\n    return t\n"}
+    {
+        "app.py": "import time\ndef handler(e, c):\n    t = time.time()\n    time.sleep(e['s'])\n    return t\n"
+    }
 )
 
 
@@ -57,7 +59,9 @@ def _post(conn: http.client.HTTPConnection, srv_url: str, name: str, body: bytes
     return t1 - t0
 
 
-def cold_starts(srv: Any, client: Any, runtime: str, code: bytes, handler: str, n: int) -> dict[str, Any]:
+def cold_starts(
+    srv: Any, client: Any, runtime: str, code: bytes, handler: str, n: int
+) -> dict[str, Any]:
     names = [f"cold-{runtime.replace('.', '-')}-{i}" for i in range(n)]
     for name in names:
         _create(client, name, code, runtime, handler)
@@ -168,7 +172,11 @@ async def _burst(srv: Any, name: str, n: int) -> dict[str, Any]:
         replies = await asyncio.gather(
             *(http_client.post(path, content=body, headers=headers) for _ in range(n))
         )
-    starts = sorted(float(r.text) for r in replies if r.status_code == 200 and "X-Amz-Function-Error" not in r.headers)
+    starts = sorted(
+        float(r.text)
+        for r in replies
+        if r.status_code == 200 and "X-Amz-Function-Error" not in r.headers
+    )
     return {
         "concurrency": n,
         "succeeded": len(starts),
@@ -182,7 +190,9 @@ def run(tmp: Path, *, quick: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with server(tmp) as srv:
         client = lambda_client(srv.url)
-        results["cold_start_python3.11"] = cold_starts(srv, client, "python3.11", NOOP_PY, "app.handler", n)
+        results["cold_start_python3.11"] = cold_starts(
+            srv, client, "python3.11", NOOP_PY, "app.handler", n
+        )
         try:
             results["cold_start_nodejs20.x"] = cold_starts(
                 srv, client, "nodejs20.x", NOOP_NODE, "index.handler", n // 2
@@ -194,7 +204,9 @@ def run(tmp: Path, *, quick: bool = False) -> dict[str, Any]:
             _create(client, name, NOOP_PY, "python3.11", "app.handler", MemorySize=mem)
             wait_active(client, name)
             results[f"warm_python3.11_{mem}mb"] = warm(srv, client, name, 1000 if quick else 3000)
-            results[f"throughput_8_clients_{mem}mb"] = throughput(srv, name, seconds=5 if quick else 10)
+            results[f"throughput_8_clients_{mem}mb"] = throughput(
+                srv, name, seconds=5 if quick else 10
+            )
         _create(client, "burst", SLEEP_PY, "python3.11", "app.handler", MemorySize=128, Timeout=30)
         wait_active(client, "burst")
         results["burst_0_to_100"] = asyncio.run(_burst(srv, "burst", 100))

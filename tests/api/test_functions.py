@@ -152,7 +152,9 @@ def test_environment_key_pattern(client: Any, fname: str) -> None:
         create(client, fname, Environment={"Variables": {"A": "1"}})
     err = exc.value.response["Error"]
     assert err["Code"] == "ValidationException"
-    assert "Value at 'environment.variables' failed to satisfy constraint: Map keys" in err["Message"]
+    assert (
+        "Value at 'environment.variables' failed to satisfy constraint: Map keys" in err["Message"]
+    )
     assert "'1'" not in err["Message"]  # values are sensitive and never echoed
 
 

@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import traceback
+from typing import Any
 
 import _brazier_linux as L
 
@@ -32,11 +33,11 @@ NAMESPACES = (
 CTL_FD = 3
 
 
-def _send(ctl: socket.socket, msg: dict, fds: list | None = None) -> None:
+def _send(ctl: socket.socket, msg: dict[str, Any], fds: list[Any] | None = None) -> None:
     socket.send_fds(ctl, [json.dumps(msg).encode()], fds or [])
 
 
-def run_a(req: dict, ctl_fd: int, out_fd: int) -> None:
+def run_a(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
     """Child A of the zygote: never returns."""
     code = 1
     try:
@@ -66,7 +67,7 @@ def run_a(req: dict, ctl_fd: int, out_fd: int) -> None:
         os._exit(code)
 
 
-def _run_b(req: dict, ctl_fd: int, out_fd: int) -> None:
+def _run_b(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
     code = 1
     ctl = None
     try:
@@ -120,7 +121,7 @@ def _ro_bind(src: str, dst: str, ro: bool) -> None:
     L.mount(None, dst, None, flags, None)
 
 
-def _build_fs(spec: dict, tree_fds: list) -> None:
+def _build_fs(spec: dict[str, Any], tree_fds: list[Any]) -> None:
     root = spec["root"]
     # SAFETY: private mount ns of B; stop propagation to and from the host before any mount.
     L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE, None)
@@ -160,7 +161,7 @@ def _build_fs(spec: dict, tree_fds: list) -> None:
     L.mount(None, "/", None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_NOSUID, None)
 
 
-def _drop_privileges(spec: dict) -> None:
+def _drop_privileges(spec: dict[str, Any]) -> None:
     import resource
 
     nofile = spec["nofile"]
@@ -180,10 +181,10 @@ def _drop_privileges(spec: dict) -> None:
     os.umask(0o022)
 
 
-SECCOMP: list = [b""]  # set by the zygote at start-up from the host-built BPF file
+SECCOMP: list[Any] = [b""]  # set by the zygote at start-up from the host-built BPF file
 
 
-def _become_runtime(ctl: socket.socket, spec: dict) -> int:
+def _become_runtime(ctl: socket.socket, spec: dict[str, Any]) -> int:
     os.chdir("/var/task")
     env = dict(spec["env"])
     if spec["mode"] == "exec":

@@ -74,12 +74,12 @@ def main() -> None:
         "stdlib_path": sys.path[1:],  # -I -S: just the zip, the stdlib and lib-dynload
     }
     ctl.send(json.dumps(hello).encode())
-    forks_a: set = set()
+    forks_a: set[int] = set()
     while True:
-        ready, _, _ = select.select([ctl, wake_r], [], [])
+        ready, _, _ = select.select([ctl.fileno(), wake_r], [], [])
         if wake_r in ready:
             _reap(ctl, forks_a, wake_r)
-        if ctl in ready:
+        if ctl.fileno() in ready:
             data, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 4)
             if not data:
                 return
@@ -96,7 +96,7 @@ def main() -> None:
                 os.close(fd)
 
 
-def _reap(ctl: socket.socket, forks_a: set, wake_r: int) -> None:
+def _reap(ctl: socket.socket, forks_a: set[int], wake_r: int) -> None:
     try:
         while os.read(wake_r, 512):
             pass
