@@ -68,6 +68,56 @@ def _own_paths() -> dict[str, str]:
     return own
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def owner_pid(name: str) -> int | None:
+    """The pid encoded in a factory name ``brazier-<pid>-<hex>``, if any."""
+    parts = name.split("-")
+    if len(parts) >= 3 and parts[0] == "brazier" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def sweep_stale_trees() -> int:
+    """Remove the cgroups of factories whose process died without cleaning up (kill -9).
+
+    Only ``brazier-<pid>-*`` directories whose pid is gone are touched; their sandboxes died with
+    the pid namespace of each sandbox's PID 1 or are killed here first. Returns how many parents
+    were removed."""
+    v1, v2 = _mounts()
+    own = _own_paths()
+    roots = [v1[c] / own.get(c, "") for c in V1_CONTROLLERS if c in v1]
+    if v2 is not None:
+        roots.append(v2 / own.get("unified", ""))
+    removed = 0
+    for root in roots:
+        with contextlib.suppress(OSError):
+            for parent in root.iterdir():
+                pid = owner_pid(parent.name)
+                if pid is None or pid_alive(pid) or not parent.is_dir():
+                    continue
+                for child in [c for c in parent.iterdir() if c.is_dir()]:
+                    with contextlib.suppress(OSError):
+                        for task in (child / "cgroup.procs").read_text().split():
+                            # SAFETY: a task left in a dead factory's sandbox cgroup is an
+                            # orphaned sandbox process; nothing else is ever put there.
+                            with contextlib.suppress(ProcessLookupError):
+                                os.kill(int(task), 9)
+                        child.rmdir()
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+                    removed += 1
+    return removed
+
+
 class CgroupTree:
     """The factory's parent cgroups. ``create`` and ``remove`` are idempotent."""
 

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from .base import FactoryStatistics, SandboxSpec
-from .cgroups import CgroupTree
+from .cgroups import CgroupTree, owner_pid, pid_alive, sweep_stale_trees
 from .discovery import Discovery, Interpreter, Launch, default_python_roots, interpreter_at
 from .errors import SandboxStartError, SandboxUnavailable
 from .linux import LinuxSandbox
@@ -71,7 +71,8 @@ class LinuxSandboxFactory:
         self._state_dir = state_dir
         self._own_state = state_dir is None
         self._shm_mb = shm_mb
-        self._name = "brazier-" + secrets.token_hex(4)
+        # The pid in the name lets a later factory sweep what a killed one left (sweep_stale).
+        self._name = f"brazier-{os.getpid()}-{secrets.token_hex(4)}"
         self._zygotes: dict[Path, Zygote] = {}
         self._zygote_locks: collections.defaultdict[Path, asyncio.Lock] = collections.defaultdict(
             asyncio.Lock
@@ -88,6 +89,7 @@ class LinuxSandboxFactory:
     async def __aenter__(self) -> LinuxSandboxFactory:
         if os.geteuid() != 0:
             raise SandboxUnavailable("sandboxes need root (namespaces, mounts, cgroups)")
+        sweep_stale()
         self._tree = CgroupTree(self._name)
         self._tree.create()
         if self._state_dir is None:
@@ -274,6 +276,23 @@ class LinuxSandboxFactory:
         self._tree.remove()
         if self._own_state and self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
+
+
+def sweep_stale() -> None:
+    """Remove cgroups and state dirs left by factories whose process was killed (kill -9)."""
+    sweep_stale_trees()
+    base = Path("/run")
+    mounted = Path("/proc/self/mountinfo").read_text()
+    with contextlib.suppress(OSError):
+        for state in base.glob("brazier-*"):
+            pid = owner_pid(state.name)
+            if pid is None or state.is_symlink() or not state.is_dir():
+                continue
+            if pid_alive(pid):
+                continue
+            if f" {state}/" in mounted or f" {state} " in mounted:
+                continue  # something is still mounted there: leave it alone
+            shutil.rmtree(state, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager
