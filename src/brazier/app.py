@@ -16,9 +16,12 @@ from brazier.api.auth import make_authenticator
 from brazier.api.codeurls import CodeUrlSigner
 from brazier.api.http import build_http_app
 from brazier.api.operations import Services
+from brazier.control.concurrency import ConcurrencyService
+from brazier.control.event_config import EventConfigService
 from brazier.control.functions import FunctionService
 from brazier.control.logs import LogService
 from brazier.control.resources import ResourceService
+from brazier.control.versions import VersionService
 from brazier.invoke.service import InvokeService
 from brazier.model.settings import Settings
 from brazier.sandbox import open_sandbox_factory
@@ -82,6 +85,9 @@ def build_app(settings: Settings) -> ASGIApp:
         code_urls=CodeUrlSigner(_server_secret(data_dir), settings.base_url),
         invoke=invoke,
         logs=LogService(store, logs),
+        versions=VersionService(store, functions),
+        concurrency=ConcurrencyService(store, account_limit=settings.account_concurrency),
+        event_configs=EventConfigService(store),
     )
     authenticate = make_authenticator(
         mode=settings.effective_auth,

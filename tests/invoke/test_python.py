@@ -262,3 +262,47 @@ def test_every_python_runtime(client: Any, deploy: Deploy, minor: int) -> None:
     out, body = call(client, name, {})
     assert "FunctionError" not in out, body
     assert body == [3, minor]
+
+
+def test_tracing_active_passes_a_sampled_trace(client: Any, deploy: Deploy) -> None:
+    app = "import os\ndef handler(e, c):\n    return os.environ.get('_X_AMZN_TRACE_ID')\n"
+    name = deploy({"app.py": app}, TracingConfig={"Mode": "Active"})
+    out, trace = call(client, name, {}, LogType="Tail")
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=1", trace)
+    root = trace.split(";")[0].removeprefix("Root=")
+    assert f"XRAY TraceId: {root}\tSegmentId: " in base64.b64decode(out["LogResult"]).decode()
+    name = deploy({"app.py": app})
+    out, trace = call(client, name, {}, LogType="Tail")
+    assert trace.endswith("Sampled=0")
+    assert "XRAY" not in base64.b64decode(out["LogResult"]).decode()
+
+
+def test_json_log_format(client: Any, deploy: Deploy) -> None:
+    app = (
+        "import logging\nlogging.getLogger().setLevel(logging.INFO)\n"
+        "def handler(e, c):\n    logging.info('structured')\n    return 1\n"
+    )
+    name = deploy({"app.py": app}, LoggingConfig={"LogFormat": "JSON"})
+    out, _ = call(client, name, {}, LogType="Tail")
+    lines = [json.loads(line) for line in base64.b64decode(out["LogResult"]).decode().splitlines()]
+    kinds = [line.get("type") for line in lines]
+    assert kinds[0] == "platform.initStart"
+    assert "platform.start" in kinds
+    assert kinds[-2:] == ["platform.runtimeDone", "platform.report"]
+    report = lines[-1]["record"]
+    assert report["status"] == "success"
+    assert report["metrics"]["memorySizeMB"] == 128
+    assert "initDurationMs" in report["metrics"]
+    app_lines = [line for line in lines if line.get("message") == "structured"]
+    assert app_lines
+    assert app_lines[0]["level"] == "INFO"
+    client.update_function_configuration(
+        FunctionName=name, LoggingConfig={"LogFormat": "JSON", "SystemLogLevel": "WARN"}
+    )
+    from support import wait_active
+
+    wait_active(client, name)
+    out, _ = call(client, name, {}, LogType="Tail")
+    tail = base64.b64decode(out["LogResult"]).decode()
+    assert "platform." not in tail
+    assert "structured" in tail

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from brazier.api import version_ops  # noqa: F401 - registers its operations
 from brazier.api.operations import HANDLERS, Services
 from brazier.api.wire import Reply, ServiceWire
 from brazier.model.errors import LambdaError, RequestEntityTooLargeException, ServiceException

@@ -17,6 +17,8 @@ from brazier.control.commands import (
     UpdateFunctionCode,
     UpdateFunctionConfiguration,
 )
+from brazier.control.concurrency import ConcurrencyService
+from brazier.control.event_config import EventConfigService
 from brazier.control.functions import FunctionService
 from brazier.control.logs import LogService
 from brazier.control.resources import (
@@ -25,6 +27,7 @@ from brazier.control.resources import (
     TOTAL_CODE_SIZE,
     ResourceService,
 )
+from brazier.control.versions import VersionService
 from brazier.invoke.service import InvokeCommand, InvokeService
 from brazier.model.errors import InvalidParameterValueException
 from brazier.model.identity import Caller
@@ -40,6 +43,9 @@ class Services:
     code_urls: CodeUrlSigner
     invoke: InvokeService
     logs: LogService
+    versions: VersionService
+    concurrency: ConcurrencyService
+    event_configs: EventConfigService
 
 
 Handler = Callable[[Services, Caller, Params], Awaitable[Result]]
@@ -102,7 +108,11 @@ async def create_function(s: Services, c: Caller, p: Params) -> Result:
             publish=bool(p.get("Publish")),
         ),
     )
-    return function_configuration(fv)
+    out = function_configuration(fv)
+    if p.get("Publish"):
+        # Recorded AWS behaviour: Version "1" with the unqualified FunctionArn.
+        out = {**out, "FunctionArn": fv.unqualified_arn}
+    return out
 
 
 @operation
@@ -124,6 +134,9 @@ async def get_function(s: Services, c: Caller, p: Params) -> Result:
     tags = await s.resources.list_tags(c, fv.unqualified_arn)
     if tags:
         out["Tags"] = tags
+    reserved = await s.concurrency.get(c, fv.unqualified_arn)
+    if reserved is not None:
+        out["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
     return out
 
 
@@ -167,6 +180,9 @@ async def update_function_code(s: Services, c: Caller, p: Params) -> Result:
             dry_run=bool(p.get("DryRun")),
         ),
     )
+    if p.get("Publish") and not p.get("DryRun"):
+        await s.functions.wait_settled()
+        fv = await s.versions.publish(c, fv.unqualified_arn)
     return function_configuration(fv)
 
 
@@ -237,7 +253,7 @@ async def get_account_settings(s: Services, c: Caller, p: Params) -> Result:
             "CodeSizeUnzipped": CODE_SIZE_UNZIPPED,
             "CodeSizeZipped": CODE_SIZE_ZIPPED,
             "ConcurrentExecutions": a.concurrent_executions,
-            "UnreservedConcurrentExecutions": a.unreserved_concurrent_executions,
+            "UnreservedConcurrentExecutions": await s.concurrency.unreserved(c.account),
         },
         "AccountUsage": {"TotalCodeSize": a.total_code_size, "FunctionCount": a.function_count},
     }

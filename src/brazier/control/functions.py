@@ -210,6 +210,12 @@ class FunctionService:
         name, q = resolve_ref(function, qualifier, region=caller.region, account=caller.account)
         version = q or LATEST
         fv = await self.store.get_version(caller.account, caller.region, name, version)
+        if fv is None and q is not None and q != LATEST and not q.isdigit():
+            alias = await self.store.get_alias(caller.account, caller.region, name, q)
+            if alias is not None:
+                fv = await self.store.get_version(
+                    caller.account, caller.region, name, alias.version
+                )
         if fv is None:
             raise ResourceNotFoundException(
                 "Function not found: " + function_arn(caller.region, caller.account, name, q)
@@ -258,6 +264,12 @@ class FunctionService:
         if not await self.store.create_function(fv, cmd.tags):
             raise ResourceConflictException("Function already exist: " + name)
         self._schedule(fv)
+        if cmd.publish:
+            # Version 1 exists at once, Pending like $LATEST, and becomes Active with it.
+            published = await self.store.publish_version(replace(fv, revision_id=new_revision()))
+            if published is not None:
+                self._schedule(published)
+                return published
         return fv
 
     async def get(self, caller: Caller, function: str, qualifier: str | None) -> FunctionVersion:
@@ -346,13 +358,30 @@ class FunctionService:
                 "$LATEST version cannot be deleted without deleting the function."
             )
         if q is not None:
-            raise ResourceNotFoundException(
-                "Function not found: " + function_arn(caller.region, caller.account, name, q)
-            )
+            await self._delete_version(caller, name, q)
+            return
         if not await self.store.delete_function(caller.account, caller.region, name):
             raise ResourceNotFoundException(
                 "Function not found: " + function_arn(caller.region, caller.account, name)
             )
+
+    async def _delete_version(self, caller: Caller, name: str, version: str) -> None:
+        if await self.store.get_version(caller.account, caller.region, name, LATEST) is None:
+            raise ResourceNotFoundException(
+                "Function not found: " + function_arn(caller.region, caller.account, name)
+            )
+        if not version.isdigit():
+            raise InvalidParameterValueException(
+                "Deletion of aliases is not supported by DeleteFunction; use DeleteAlias."
+            )
+        aliases = await self.store.list_aliases(caller.account, caller.region, name)
+        using = [a.name for a in aliases if a.version == version or version in a.weights]
+        if using:
+            raise ResourceConflictException(
+                "Unable to delete version because the following aliases reference it: "
+                f"[{', '.join(using)}]"
+            )
+        await self.store.delete_version(caller.account, caller.region, name, version)
 
     def code_path(self, sha256_hex: str) -> Path | None:
         """Where the zip with this digest is stored, if it is (for ``Code.Location`` links)."""

@@ -35,7 +35,6 @@ _IAM_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:(iam|sts)::\d{12}:.+$")
 @dataclass(frozen=True, slots=True)
 class AccountSettings:
     concurrent_executions: int
-    unreserved_concurrent_executions: int
     function_count: int
     total_code_size: int
 
@@ -221,7 +220,6 @@ class ResourceService:
         usage = await self.store.usage(caller.account)
         return AccountSettings(
             concurrent_executions=self.account_concurrency,
-            unreserved_concurrent_executions=self.account_concurrency,
             function_count=usage.function_count,
             total_code_size=usage.total_code_size,
         )

@@ -12,12 +12,14 @@ import binascii
 import hashlib
 import json
 import logging
+import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from brazier.model.aliases import Alias
 from brazier.model.arns import LATEST, function_arn, resolve_ref
 from brazier.model.errors import (
     InvalidParameterValueException,
@@ -27,9 +29,15 @@ from brazier.model.errors import (
     ResourceNotFoundException,
     TooManyRequestsException,
 )
-from brazier.model.functions import FunctionVersion, State
+from brazier.model.functions import RESERVED_CONCURRENCY, FunctionVersion, State
 from brazier.model.identity import Caller
-from brazier.model.invocation import FunctionSpec, InvokeRequest, InvokeResult, Outcome
+from brazier.model.invocation import (
+    FunctionSpec,
+    InvokeRequest,
+    InvokeResult,
+    Outcome,
+    new_trace_id,
+)
 from brazier.scheduler.base import Scheduler
 from brazier.store.base import MetadataStore
 
@@ -62,25 +70,64 @@ class InvokeReply:
     log_result: str | None = None
 
 
+Routed = tuple[FunctionVersion, FunctionSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A resolved invocation target; ``pick`` draws the version for one invocation."""
+
+    primary: Routed
+    qualifier: str | None  # as the caller named it (the invoked ARN carries it)
+    alias: Alias | None = None
+    others: Mapping[str, Routed] = field(default_factory=dict)
+
+    def pick(self) -> Routed:
+        if self.alias is None or not self.others:
+            return self.primary
+        version = self.alias.pick(random.random())  # noqa: S311 - traffic split, not secrets
+        return self.others.get(version, self.primary)
+
+
 class _Concurrency:
-    """Account-level concurrent executions: refuse past the limit (no queueing, as Lambda)."""
+    """Concurrent executions: a function's reservation, else the account's unreserved pool.
+
+    Refuses past the limit at once, as Lambda does (no queueing)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.in_use: dict[str, int] = {}
+        self.in_use: dict[tuple[str, str, str], int] = {}  # per reserved function
+        self.unreserved_in_use: dict[str, int] = {}  # per account
 
     @asynccontextmanager
-    async def lease(self, account: str) -> AsyncIterator[None]:
-        used = self.in_use.get(account, 0)
-        if used >= self.limit:
+    async def lease(
+        self, account: str, function: tuple[str, str], reservations: Mapping[tuple[str, str], int]
+    ) -> AsyncIterator[None]:
+        reserved = reservations.get(function)
+        if reserved is not None:
+            key = (account, *function)
+            used = self.in_use.get(key, 0)
+            if used >= reserved:
+                raise TooManyRequestsException(
+                    "Rate Exceeded.", reason="ReservedFunctionConcurrentInvocationLimitExceeded"
+                )
+            self.in_use[key] = used + 1
+            try:
+                yield
+            finally:
+                self.in_use[key] -= 1
+            return
+        pool = self.limit - sum(reservations.values())
+        used = self.unreserved_in_use.get(account, 0)
+        if used >= pool:
             raise TooManyRequestsException(
                 "Rate Exceeded.", reason="ConcurrentInvocationLimitExceeded"
             )
-        self.in_use[account] = used + 1
+        self.unreserved_in_use[account] = used + 1
         try:
             yield
         finally:
-            self.in_use[account] -= 1
+            self.unreserved_in_use[account] -= 1
 
 
 class InvokeService:
@@ -101,10 +148,9 @@ class InvokeService:
         # Resolved (version, spec) per (account, region, function, qualifier), valid while the
         # store's generation stays where it was when they were read: the warm path skips the
         # store and the spec building.
-        self._resolved: dict[
-            tuple[str, str, str, str | None], tuple[FunctionVersion, FunctionSpec]
-        ] = {}
+        self._resolved: dict[tuple[str, str, str, str | None], _Target] = {}
         self._resolved_at = -1
+        self._reservations: dict[str, dict[tuple[str, str], int]] = {}
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[InvokeService]:
@@ -116,39 +162,63 @@ class InvokeService:
             finally:
                 self._tasks = None
 
-    async def _resolve_cached(
-        self, caller: Caller, cmd: InvokeCommand
-    ) -> tuple[FunctionVersion, FunctionSpec]:
+    async def _resolve_cached(self, caller: Caller, cmd: InvokeCommand) -> _Target:
         generation = self.store.generation
         if generation != self._resolved_at:
             self._resolved.clear()
+            self._reservations.clear()
             self._resolved_at = generation
         key = (caller.account, caller.region, cmd.function, cmd.qualifier)
         hit = self._resolved.get(key)
         if hit is None:
-            fv = await self._resolve(caller, cmd)
-            hit = (fv, self._spec(fv))
+            hit = await self._resolve(caller, cmd)
             if len(self._resolved) < 10_000:
                 self._resolved[key] = hit
         return hit
 
-    async def _resolve(self, caller: Caller, cmd: InvokeCommand) -> FunctionVersion:
-        name, qualifier = resolve_ref(
-            cmd.function, cmd.qualifier, region=caller.region, account=caller.account
-        )
-        version = qualifier or LATEST
+    async def _reserved(self, account: str) -> dict[tuple[str, str], int]:
+        """(region, function) -> reservation; cached with the resolutions (same generation)."""
+        found = self._reservations.get(account)
+        if found is None:
+            rows = await self.store.list_settings(account, RESERVED_CONCURRENCY)
+            found = self._reservations[account] = {(r, n): int(v) for r, n, _, v in rows}
+        return found
+
+    async def _version(self, caller: Caller, name: str, version: str, shown: str | None) -> Routed:
         fv = await self.store.get_version(caller.account, caller.region, name, version)
         if fv is None:
             raise ResourceNotFoundException(
-                "Function not found: "
-                + function_arn(caller.region, caller.account, name, qualifier)
+                "Function not found: " + function_arn(caller.region, caller.account, name, shown)
             )
         if fv.lifecycle.state is not State.ACTIVE:
             raise ResourceConflictException(
                 "The operation cannot be performed at this time. The function is currently in"
                 f" the following state: {fv.lifecycle.state.value}"
             )
-        return fv
+        return fv, self._spec(fv)
+
+    async def _resolve(self, caller: Caller, cmd: InvokeCommand) -> _Target:
+        """What a FunctionName + Qualifier runs: one version, or an alias's weighted versions."""
+        name, qualifier = resolve_ref(
+            cmd.function, cmd.qualifier, region=caller.region, account=caller.account
+        )
+        if qualifier is None or qualifier == LATEST or qualifier.isdigit():
+            return _Target(
+                await self._version(caller, name, qualifier or LATEST, qualifier), qualifier
+            )
+        alias = await self.store.get_alias(caller.account, caller.region, name, qualifier)
+        if alias is None:
+            if await self.store.get_version(caller.account, caller.region, name, LATEST) is None:
+                raise ResourceNotFoundException(
+                    "Function not found: " + function_arn(caller.region, caller.account, name)
+                )
+            raise ResourceNotFoundException(
+                "Function not found: "
+                + function_arn(caller.region, caller.account, name, qualifier)
+            )
+        primary = await self._version(caller, name, alias.version, alias.version)
+        others = {v: await self._version(caller, name, v, v) for v in alias.weights}
+        return _Target(primary, qualifier, alias, others)
 
     def _spec(self, fv: FunctionVersion) -> FunctionSpec:
         cfg = fv.config
@@ -168,6 +238,8 @@ class InvokeService:
             log_group=fv.log_group,
             log_format=cfg.logging.log_format,
             application_log_level=cfg.logging.application_log_level,
+            system_log_level=cfg.logging.system_log_level,
+            tracing_mode=cfg.tracing_mode,
         )
 
     @staticmethod
@@ -213,12 +285,13 @@ class InvokeService:
     async def invoke(self, caller: Caller, cmd: InvokeCommand) -> InvokeReply:
         self._check_payload(cmd)
         client_context = self._client_context(cmd.client_context_b64)
-        fv, spec = await self._resolve_cached(caller, cmd)
+        target = await self._resolve_cached(caller, cmd)
+        fv, spec = target.pick()
         if cmd.invocation_type == "DryRun":
             return InvokeReply(status=204, payload=b"")
         worker = self.scheduler.choose(spec)
         await self._retire_stale(spec)
-        invoked_arn = function_arn(caller.region, caller.account, fv.name, cmd.qualifier)
+        invoked_arn = function_arn(caller.region, caller.account, fv.name, target.qualifier)
         request = InvokeRequest(
             spec=spec,
             request_id=str(uuid.uuid4()),
@@ -226,20 +299,26 @@ class InvokeService:
             invoked_arn=invoked_arn,
             client_context=client_context,
             tenant_id=cmd.tenant_id,
+            trace_id=new_trace_id(spec.tracing_mode == "Active"),
         )
         if cmd.invocation_type == "Event":
             if self._tasks is None:
                 raise RuntimeError("InvokeService used outside running()")
             self._tasks.create_task(self._run_event(caller, request))
             return InvokeReply(status=202, payload=b"")
-        async with self.concurrency.lease(caller.account):
+        reservations = await self._reserved(caller.account)
+        async with self.concurrency.lease(caller.account, (fv.region, fv.name), reservations):
             result = await worker.invoke(request)
         return self._reply(result, tail=cmd.log_type == "Tail")
 
     async def _run_event(self, caller: Caller, request: InvokeRequest) -> None:
         try:
-            async with self.concurrency.lease(caller.account):
-                await self.scheduler.choose(request.spec).invoke(request)
+            spec = request.spec
+            reservations = await self._reserved(caller.account)
+            async with self.concurrency.lease(
+                caller.account, (spec.region, spec.name), reservations
+            ):
+                await self.scheduler.choose(spec).invoke(request)
         except Exception:
             # Retries, destinations and DLQs arrive with the async pipeline; until then a failed
             # event is logged, never lost silently.

@@ -10,6 +10,10 @@ from datetime import UTC, datetime
 from brazier.model.arns import LATEST, function_arn
 from brazier.model.errors import InvalidStateTransition
 
+# Keys of per-function settings in the store.
+RESERVED_CONCURRENCY = "reserved-concurrency"
+EVENT_INVOKE_CONFIG = "event-invoke-config"
+
 
 class State(enum.Enum):
     PENDING = "Pending"

@@ -37,6 +37,8 @@ class FunctionSpec:
     log_group: str = ""
     log_format: str = "Text"
     application_log_level: str | None = None
+    system_log_level: str | None = None
+    tracing_mode: str = "PassThrough"
     initialization_type: str = "on-demand"
 
     @property
@@ -46,6 +48,15 @@ class FunctionSpec:
     @property
     def unqualified_arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.name}"
+
+
+def new_trace_id(sampled: bool) -> str:
+    """An X-Ray trace header as Lambda hands runtimes: ``Root=1-<epoch hex>-<96 bits>;...``."""
+    import secrets
+    import time
+
+    root = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+    return f"Root={root};Parent={secrets.token_hex(8)};Sampled={int(sampled)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from brazier.model.aliases import Alias
 from brazier.model.errors import BrazierError
 from brazier.model.functions import FunctionVersion
 
@@ -88,6 +89,38 @@ class MetadataStore(Protocol):
 
     async def code_in_use(self) -> set[str]:
         """sha256 hex digests of every code package some version still refers to."""
+
+    async def publish_version(self, fv: FunctionVersion) -> FunctionVersion | None:
+        """Insert ``fv`` under the function's next version number (never reused). None if the
+        function is gone. Not idempotent."""
+
+    async def delete_version(self, account: str, region: str, name: str, version: str) -> bool:
+        """Delete one published version (and its per-version settings). Idempotent."""
+
+    async def get_alias(self, account: str, region: str, name: str, alias: str) -> Alias | None:
+        """One alias, or None."""
+
+    async def list_aliases(self, account: str, region: str, name: str) -> list[Alias]:
+        """A function's aliases by name."""
+
+    async def put_alias(self, alias: Alias, *, expected_revision: str | None) -> bool:
+        """Create (``expected_revision`` None: must not exist yet) or compare-and-swap."""
+
+    async def delete_alias(self, account: str, region: str, name: str, alias: str) -> bool:
+        """Delete an alias and its per-alias settings. Idempotent."""
+
+    async def get_setting(
+        self, account: str, region: str, name: str, kind: str, qualifier: str = ""
+    ) -> Any | None:
+        """A per-function JSON setting (reserved concurrency, event invoke config...), or None."""
+
+    async def list_settings(self, account: str, kind: str) -> list[tuple[str, str, str, Any]]:
+        """(region, function, qualifier, value) of every setting of ``kind`` in an account."""
+
+    async def put_setting(
+        self, account: str, region: str, name: str, kind: str, value: Any, qualifier: str = ""
+    ) -> bool:
+        """Set, or with None delete, a setting. False if the function does not exist."""
 
     async def aclose(self) -> None:
         """Close. Idempotent."""

@@ -19,6 +19,8 @@ from brazier.model.arns import LATEST
 from brazier.model.functions import FunctionVersion
 from brazier.store.base import StoreClosed, Usage
 from brazier.store.codec import dump_config, dump_lifecycle, row_to_version
+from brazier.store.sqlite_more import SCHEMA as MORE_SCHEMA
+from brazier.store.sqlite_more import VersionsAndAliases
 
 SCHEMA_VERSION = 1
 
@@ -66,7 +68,7 @@ def _vorder(version: str) -> int:
     return 0 if version == LATEST else int(version)
 
 
-class SqliteStore:
+class SqliteStore(VersionsAndAliases):
     """``MetadataStore`` over one SQLite file."""
 
     def __init__(self, path: Path) -> None:
@@ -80,6 +82,7 @@ class SqliteStore:
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(_SCHEMA)
+        db.executescript(MORE_SCHEMA)
         current = db.execute("PRAGMA user_version").fetchone()[0]
         if current == 0:
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

@@ -115,6 +115,7 @@ class Environment:
         self._exited: asyncio.Future[None] | None = None
         self._exit_status: ExitStatus | None = None
         self._log = InvocationLog(spec.log_group, self.log_stream, sink)
+        self._lines = logformat.PlatformLines(spec.log_format, spec.system_log_level)
         self._frozen = False
         self._freezer: asyncio.Task[None] | None = None
 
@@ -131,7 +132,9 @@ class Environment:
         """Start a sandbox and wait for the runtime's init: (init duration ms, failure)."""
         spec = self.spec
         await asyncio.to_thread(prepare_tmp, self._tmp_dir, spec.ephemeral_mb)
-        self._log.platform(logformat.init_start(spec.runtime, spec.region))
+        self._log.platform(
+            self._lines.init_start(spec.runtime, spec.region, spec.name, spec.version)
+        )
         t0 = time.perf_counter()
 
         def elapsed() -> float:
@@ -151,7 +154,7 @@ class Environment:
                 )
             )
         except SandboxStartError as exc:
-            self._log.platform(logformat.init_report(elapsed(), "init", "error", exc.code))
+            self._log.platform(self._lines.init_report(elapsed(), "init", "error", exc.code))
             return elapsed(), _Failure(exc.code, message=exc.message)
         self._sandbox = sandbox
         asyncio.get_running_loop().add_reader(sandbox.output_fd, self._on_output)
@@ -163,18 +166,18 @@ class Environment:
         try:
             outcome = await self._race(self._session.wait_init(), self._init_timeout)
         except TimeoutError:
-            self._log.platform(logformat.init_report(elapsed(), "init", "timeout"))
+            self._log.platform(self._lines.init_report(elapsed(), "init", "timeout", None))
             return elapsed(), _Failure("Sandbox.Timedout", status="timeout")
         except _Died:
             self._drain_output()
             error_type, message = self._exit_reason()
-            self._log.platform(logformat.init_report(elapsed(), "init", "error", error_type))
+            self._log.platform(self._lines.init_report(elapsed(), "init", "error", error_type))
             return elapsed(), _Failure(error_type, message=message)
         sandbox.end_init_boost()
         if isinstance(outcome, InitError):
             self._drain_output()
             self._log.platform(
-                logformat.init_report(elapsed(), "init", "error", outcome.error_type)
+                self._lines.init_report(elapsed(), "init", "error", outcome.error_type)
             )
             return elapsed(), _Failure(outcome.error_type, body=outcome.body)
         return elapsed(), None
@@ -284,7 +287,7 @@ class Environment:
         failure: _Failure | None = None
         if self._sandbox is None:
             init_ms, failure = await self._start()
-        self._log.platform(logformat.start(req.request_id, spec.version))
+        self._log.platform(self._lines.start(req.request_id, spec.version))
         t0 = time.perf_counter()
         result: FunctionResponse | FunctionError | None = None
         if failure is None:
@@ -296,16 +299,21 @@ class Environment:
         duration = (time.perf_counter() - t0) * 1000
         self._drain_output()
         memory = self._max_memory_mb()
-        self._log.platform(logformat.end(req.request_id))
+        status = failure.status if failure else None
+        error_type = failure.error_type if failure else None
         self._log.platform(
-            logformat.report(
+            self._lines.end(req.request_id, status or "success", duration, error_type)
+        )
+        self._log.platform(
+            self._lines.report(
                 req.request_id,
                 duration_ms=duration,
                 memory_mb=spec.memory_mb,
                 max_memory_mb=memory,
                 init_ms=init_ms,
-                status=failure.status if failure else None,
-                error_type=failure.error_type if failure else None,
+                status=status,
+                error_type=error_type,
+                trace_id=req.trace_id,
             )
         )
         tail = self._log.finish()

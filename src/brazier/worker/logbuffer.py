@@ -54,7 +54,8 @@ class InvocationLog:
             line, self._partial = self._partial, b""
             self._emit([line.decode("utf-8", "replace") + "\n"])
 
-    def platform(self, line: str) -> None:
-        """A platform line (START, END, REPORT, INIT_START...)."""
+    def platform(self, line: str | None) -> None:
+        """A platform line (START, END, REPORT, INIT_START...); None when filtered out."""
         self.flush_partial()
-        self._emit([line])
+        if line is not None:
+            self._emit([line])
