@@ -32,6 +32,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the test process dies, so no server outlives it."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class ServerProcess:
     """``brazier server`` as a child process on a free port."""
 
@@ -54,6 +61,7 @@ class ServerProcess:
                 [sys.executable, "-m", "brazier", "server", "--port", str(self.port),
                  "--data-dir", str(self.data_dir), "--log-level", "warning", *self.args],
                 stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - started from the main thread
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

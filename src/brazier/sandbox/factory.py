@@ -49,6 +49,9 @@ def _default_exec_interpreter() -> Interpreter:
     return interpreter_at(Path(sys.executable))
 
 
+REFILL_DELAY_S = 0.015
+
+
 class LinuxSandboxFactory:
     """Use as ``async with LinuxSandboxFactory(...) as f`` or through ``open_sandbox_factory``."""
 
@@ -247,6 +250,9 @@ class LinuxSandboxFactory:
         key = zyg.interpreter.path
         pool, wake = self._pools[key], self._wakeups[key]
         while not self._closed:
+            # Let the sandbox just taken initialise first: a fork (page tables, cgroup joins)
+            # competes with it for the CPU and shows up as cold-start latency.
+            await asyncio.sleep(REFILL_DELAY_S)
             while len(pool) < self._pool_size and not self._closed:
                 try:
                     pool.append(await self._prefork(zyg))

@@ -131,7 +131,8 @@ class Environment:
     async def _start(self) -> tuple[float, _Failure | None]:
         """Start a sandbox and wait for the runtime's init: (init duration ms, failure)."""
         spec = self.spec
-        await asyncio.to_thread(prepare_tmp, self._tmp_dir, spec.ephemeral_mb)
+        # A tmpfs mount takes ~0.1 ms: cheaper inline than a hop to a thread.
+        prepare_tmp(self._tmp_dir, spec.ephemeral_mb)
         self._log.platform(
             self._lines.init_start(spec.runtime, spec.region, spec.name, spec.version)
         )
