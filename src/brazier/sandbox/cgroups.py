@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 
 from .errors import SandboxUnavailable
+from .procfiles import KeptFile
 
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer")
 CFS_PERIOD_US = 20_000
@@ -167,6 +168,8 @@ class SandboxCgroup:
         self.dirs = dirs
         self.v2 = v2
         self.removed = False
+        self._peak_file: KeptFile | None = None
+        self._reset_file: KeptFile | None = None
 
     def create(self) -> None:
         for d in [*set(self.dirs.values()), self.v2]:
@@ -174,6 +177,9 @@ class SandboxCgroup:
                 # SAFETY: a fresh cgroup for one sandbox, under the factory's parent.
                 d.mkdir()
         _write(self.dirs["pids"] / "pids.max", str(PIDS_MAX))
+        peak = str(self.dirs["memory"] / "memory.max_usage_in_bytes")
+        self._peak_file = KeptFile(peak, os.O_RDONLY)
+        self._reset_file = KeptFile(peak, os.O_WRONLY)
 
     def procs_files(self) -> list[str]:
         files = [str(d / "cgroup.procs") for d in set(self.dirs.values())]
@@ -212,13 +218,18 @@ class SandboxCgroup:
     def memory_peak(self, at_least: int = 0) -> int:
         """Peak charge minus tmpfs pages. ``memory.stat`` is long to read and parse, so it is
         read only when the raw peak exceeds ``at_least`` (what the caller already knows)."""
-        peak = int(self._read("memory", "memory.max_usage_in_bytes"))
+        raw = self._peak_file.read(64) if self._peak_file is not None else b""
+        peak = int(raw or self._read("memory", "memory.max_usage_in_bytes"))
         if peak <= at_least:
             return peak
         return max(0, peak - self._stat("total_shmem"))
 
     def reset_memory_peak(self) -> None:
-        _write(self.dirs["memory"] / "memory.max_usage_in_bytes", "0")
+        if self._reset_file is None:
+            _write(self.dirs["memory"] / "memory.max_usage_in_bytes", "0")
+        else:
+            # SAFETY: resets the peak of this sandbox's own memory cgroup; nothing else reads it.
+            self._reset_file.write(b"0")
 
     def oom_kills(self) -> int:
         for line in self._read("memory", "memory.oom_control").splitlines():
@@ -262,6 +273,9 @@ class SandboxCgroup:
         """Remove every directory; retries while the kernel still lists exiting tasks."""
         if self.removed:
             return
+        for kept in (self._peak_file, self._reset_file):
+            if kept is not None:
+                kept.close()
         for d in [*set(self.dirs.values()), self.v2]:
             if d is None:
                 continue

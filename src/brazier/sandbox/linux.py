@@ -17,6 +17,7 @@ from typing import Any
 from .base import ExitStatus
 from .cgroups import SandboxCgroup
 from .errors import SandboxStartError
+from .procfiles import KeptFile, field_kb
 from .zygotes import UNKNOWN_STATUS, Zygote, recv_msg, wait_readable
 
 KILL_TIMEOUT = 5.0
@@ -38,6 +39,7 @@ class LinuxSandbox:
         self._out_closed = False
         self._killed = False
         self._last_oom = 0
+        self._kept_files: dict[str, KeptFile] = {}
         self.state = "forking"
 
     # -- creation (used by the factory) ---------------------------------------------------------
@@ -133,22 +135,19 @@ class LinuxSandbox:
         if not self._killed:
             await self.cgroup.freeze(False)
 
-    def _proc_status_kb(self, key: str) -> int:
-        if not self.alive():
-            return 0
-        try:
-            with open(f"/proc/{self._pid}/status") as f:
-                for line in f:
-                    if line.startswith(key + ":"):
-                        return int(line.split()[1])
-        except (FileNotFoundError, ProcessLookupError, ValueError):
-            pass
-        return 0
+    def _kept(self, path: str, flags: int) -> KeptFile:
+        kept = self._kept_files.get(path)
+        if kept is None:
+            kept = self._kept_files[path] = KeptFile(path, flags)
+        return kept
 
     def memory_peak_bytes(self) -> int:
         if self.cgroup.removed:
             return 0
-        hwm = self._proc_status_kb("VmHWM") * 1024
+        hwm = 0
+        if self.alive():
+            status = self._kept(f"/proc/{self._pid}/status", os.O_RDONLY).read()
+            hwm = field_kb(status, b"VmHWM") * 1024
         return max(self.cgroup.memory_peak(at_least=hwm), hwm)
 
     def reset_memory_peak(self) -> None:
@@ -156,8 +155,8 @@ class LinuxSandbox:
             return
         self.cgroup.reset_memory_peak()
         if self.alive():
-            with contextlib.suppress(OSError), open(f"/proc/{self._pid}/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM
+            # SAFETY: "5" to clear_refs resets only the peak RSS (VmHWM) of our own sandbox pid.
+            self._kept(f"/proc/{self._pid}/clear_refs", os.O_WRONLY).write(b"5")
 
     def oom_killed(self) -> bool:
         if not self.cgroup.removed:
@@ -185,6 +184,8 @@ class LinuxSandbox:
             for s in (self._ctl, self._listener):
                 if s is not None:
                     s.close()
+            for kept in self._kept_files.values():
+                kept.close()
             self._ctl = None
             self.state = "dead"
         await self.cgroup.remove()
