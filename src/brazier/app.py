@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,8 +19,10 @@ from brazier.api.operations import Services
 from brazier.control.concurrency import ConcurrencyService
 from brazier.control.event_config import EventConfigService
 from brazier.control.functions import FunctionService
+from brazier.control.layers import LayerService
 from brazier.control.logs import LogService
 from brazier.control.resources import ResourceService
+from brazier.control.urls import UrlService
 from brazier.control.versions import VersionService
 from brazier.invoke.service import InvokeService
 from brazier.model.settings import Settings
@@ -28,6 +30,7 @@ from brazier.sandbox import open_sandbox_factory
 from brazier.scheduler.base import Scheduler
 from brazier.store.blobs import BlobStore
 from brazier.store.credentials import CredentialStore
+from brazier.store.layers import SqliteLayerStore
 from brazier.store.logs import LogStore
 from brazier.store.sqlite import SqliteStore
 from brazier.worker.worker import LocalWorker
@@ -50,6 +53,15 @@ def _server_secret(data_dir: Path) -> bytes:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         return key
+
+
+def _url_renderer(settings: Settings) -> Callable[[str, str], str]:
+    """FunctionUrl as clients get it: the Host-routed form of AWS's https://<id>.lambda-url..."""
+
+    def url_for(url_id: str, region: str) -> str:
+        return f"http://{url_id}.lambda-url.{region}.localhost:{settings.port}/"
+
+    return url_for
 
 
 def credentials_for(data_dir: Path) -> CredentialStore:
@@ -79,15 +91,18 @@ def build_app(settings: Settings) -> ASGIApp:
         blobs.tree_path,
         account_concurrency=settings.account_concurrency,
     )
+    code_urls = CodeUrlSigner(_server_secret(data_dir), settings.base_url)
     services = Services(
         functions=functions,
         resources=resources,
-        code_urls=CodeUrlSigner(_server_secret(data_dir), settings.base_url),
+        code_urls=code_urls,
         invoke=invoke,
         logs=LogService(store, logs),
         versions=VersionService(store, functions),
         concurrency=ConcurrencyService(store, account_limit=settings.account_concurrency),
         event_configs=EventConfigService(store),
+        layers=LayerService(SqliteLayerStore(store.db), blobs, code_url=code_urls.url_for),
+        urls=UrlService(store, url_for=_url_renderer(settings)),
     )
     authenticate = make_authenticator(
         mode=settings.effective_auth,
@@ -116,4 +131,11 @@ def build_app(settings: Settings) -> ASGIApp:
                 log.info("brazier shutting down")
         await store.aclose()
 
-    return build_http_app(services, authenticate, lifespan)
+    # Function URLs with AuthType AWS_IAM always check signatures, whatever the server's mode.
+    iam = make_authenticator(
+        mode="sigv4",
+        default_region=settings.region,
+        default_account=settings.account_id,
+        credentials=credentials_for(data_dir),
+    )
+    return build_http_app(services, authenticate, lifespan, iam=iam)

@@ -13,8 +13,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from brazier import __version__
+from brazier.api import function_urls
 from brazier.api.errors import error_response
+from brazier.api.function_urls import FunctionUrlApp
 from brazier.api.lambda_api import Authenticator, LambdaApi
+from brazier.api.layer_ops import sbom_route
 from brazier.api.operations import Services
 from brazier.model.errors import InvalidParameterValueException, LambdaError
 
@@ -22,7 +25,11 @@ Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
 def build_http_app(
-    services: Services, authenticate: Authenticator, lifespan: Lifespan | None = None
+    services: Services,
+    authenticate: Authenticator,
+    lifespan: Lifespan | None = None,
+    *,
+    iam: Authenticator | None = None,
 ) -> ASGIApp:
     """The server's ASGI app: the Lambda API, plus health, code links and logs."""
     started = time.monotonic()
@@ -83,18 +90,44 @@ def build_http_app(
             }
         )
 
+    async def layer_sbom(request: Request) -> Response:
+        try:
+            caller = authenticate(
+                request.method,
+                request.scope["raw_path"].decode("latin-1"),
+                request.scope["query_string"].decode("latin-1"),
+                request.headers,
+                await request.body(),
+            )
+            pp = request.path_params
+            bom = await sbom_route(services, caller, pp["name"], pp["version"])
+        except LambdaError as exc:
+            return error_response(exc, "sbom")
+        return JSONResponse(bom, media_type="application/vnd.cyclonedx+json; version=1.5")
+
     site = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/_brazier/code/{sha}", code, methods=["GET"]),
             Route("/_brazier/v1/functions/{name}/logs", logs, methods=["GET"]),
+            Route(
+                "/_brazier/v1/layers/{name}/versions/{version}/sbom", layer_sbom, methods=["GET"]
+            ),
         ],
         lifespan=lifespan,
     )
 
+    urls = FunctionUrlApp(services.urls, services.invoke, iam or authenticate)
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and path != "/health" and not path.startswith("/_brazier/"):
+        if scope["type"] != "http":
+            await site(scope, receive, send)
+            return
+        url = function_urls.match(scope)
+        if url is not None:
+            await urls(scope, receive, send, *url)
+        elif path != "/health" and not path.startswith("/_brazier/"):
             await api(scope, receive, send)
         else:
             await site(scope, receive, send)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from brazier.api import version_ops  # noqa: F401 - registers its operations
+from brazier.api import url_ops, version_ops  # noqa: F401 - they register their operations
 from brazier.api.operations import HANDLERS, Services
 from brazier.api.wire import Reply, ServiceWire
 from brazier.model.errors import LambdaError, RequestEntityTooLargeException, ServiceException
@@ -90,3 +90,7 @@ async def _read_body(headers: Headers, receive: Receive) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+# Registers the layer operations into HANDLERS (kept in their own module).
+import brazier.api.layer_ops  # noqa: E402, F401

@@ -20,6 +20,7 @@ from brazier.control.commands import (
 from brazier.control.concurrency import ConcurrencyService
 from brazier.control.event_config import EventConfigService
 from brazier.control.functions import FunctionService
+from brazier.control.layers import LayerService
 from brazier.control.logs import LogService
 from brazier.control.resources import (
     CODE_SIZE_UNZIPPED,
@@ -27,6 +28,7 @@ from brazier.control.resources import (
     TOTAL_CODE_SIZE,
     ResourceService,
 )
+from brazier.control.urls import UrlService
 from brazier.control.versions import VersionService
 from brazier.invoke.service import InvokeCommand, InvokeService
 from brazier.model.errors import InvalidParameterValueException
@@ -43,9 +45,11 @@ class Services:
     code_urls: CodeUrlSigner
     invoke: InvokeService
     logs: LogService
+    layers: LayerService
     versions: VersionService
     concurrency: ConcurrencyService
     event_configs: EventConfigService
+    urls: UrlService
 
 
 Handler = Callable[[Services, Caller, Params], Awaitable[Result]]

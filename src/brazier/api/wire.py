@@ -27,6 +27,7 @@ from brazier.model.errors import (
     UnknownOperationException,
     ValidationException,
 )
+from brazier.model.semver import RANGE_WIRE_PATTERN
 
 _LABEL = re.compile(r"\{([A-Za-z0-9_]+)(\+?)\}")
 
@@ -199,8 +200,8 @@ def _take_located(
     loc = member.serialization["location"]
     wire_name = member.serialization.get("name", name)
     if loc == "uri":
-        if wire_name in labels:
-            out[name] = labels[wire_name]
+        if wire_name in labels:  # typed like a query value (VersionNumber is a long)
+            out[name] = _scalar(member, labels[wire_name], name)
     elif loc == "querystring":
         if wire_name in qs:
             values = qs[wire_name]
@@ -330,6 +331,15 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 _PATTERNS: dict[str, Any] = {}
 
+# Brazier's extensions of a model pattern, by string shape name: a value matching either pattern
+# is valid. The model's pattern still words the error, so AWS's messages are unchanged for values
+# that neither accepts. LayerVersionArn (a function's Layers entries, GetLayerVersionByArn's Arn)
+# also takes a semver range after the layer name: `arn:aws:lambda:R:A:layer:NAME:^1.4`.
+PATTERN_EXTENSIONS: dict[str, str] = {
+    "LayerVersionArn": r"arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+:"
+    + RANGE_WIRE_PATTERN,
+}
+
 
 def _fullmatch(pattern: str, value: str) -> bool:
     # The model's patterns are Java regexes (``\p{L}`` and friends): the ``regex`` module reads
@@ -404,7 +414,12 @@ def _validate_value(shape: Shape, value: Any, where: str, errors: list[str]) -> 
         if enum and value not in enum:
             errors.append(prefix + f"Member must satisfy enum value set: [{', '.join(enum)}]")
         pattern = meta.get("pattern")
-        if pattern and not _fullmatch(pattern, value):
+        extension = PATTERN_EXTENSIONS.get(shape.name)
+        if (
+            pattern
+            and not _fullmatch(pattern, value)
+            and not (extension and _fullmatch(extension, value))
+        ):
             errors.append(prefix + f"Member must satisfy regular expression pattern: {pattern}")
     elif shape.type_name == "list":
         for i, item in enumerate(value):

@@ -117,4 +117,6 @@ def logs(function: str, follow: bool, limit: int, endpoint_url: str, region: str
 
 def client_commands() -> list[click.Command]:
     """The HTTP-client commands added to ``brazier``."""
-    return [invoke, logs]
+    from brazier.cli.layers import layers  # imports this module: import it late
+
+    return [invoke, logs, layers]

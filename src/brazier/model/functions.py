@@ -13,6 +13,7 @@ from brazier.model.errors import InvalidStateTransition
 # Keys of per-function settings in the store.
 RESERVED_CONCURRENCY = "reserved-concurrency"
 EVENT_INVOKE_CONFIG = "event-invoke-config"
+FUNCTION_URL = "function-url"
 
 
 class State(enum.Enum):

@@ -117,6 +117,9 @@ class MetadataStore(Protocol):
     async def list_settings(self, account: str, kind: str) -> list[tuple[str, str, str, Any]]:
         """(region, function, qualifier, value) of every setting of ``kind`` in an account."""
 
+    async def all_settings(self, kind: str) -> list[tuple[str, str, str, str, Any]]:
+        """(account, region, function, qualifier, value) of every setting of ``kind``."""
+
     async def put_setting(
         self, account: str, region: str, name: str, kind: str, value: Any, qualifier: str = ""
     ) -> bool:

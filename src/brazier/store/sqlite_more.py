@@ -157,6 +157,15 @@ class VersionsAndAliases:
         ).fetchall()
         return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
+    async def all_settings(self, kind: str) -> list[tuple[str, str, str, str, Any]]:
+        """(account, region, function, qualifier, value) of every setting of ``kind``."""
+        rows = self.db.execute(
+            "SELECT f.account, f.region, f.name, s.qualifier, s.value FROM function_settings s"
+            " JOIN functions f ON f.id = s.function_id WHERE s.kind=?",
+            (kind,),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
     async def put_setting(
         self, account: str, region: str, name: str, kind: str, value: Any, qualifier: str = ""
     ) -> bool:
