@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -76,7 +77,9 @@ def build_app(settings: Settings) -> ASGIApp:
     logs = LogStore(data_dir / "logs.db")
     blobs = BlobStore(data_dir / "code")
     blobs.sweep_temp()
-    functions = FunctionService(store, blobs)
+    code_urls = CodeUrlSigner(_server_secret(data_dir), settings.base_url)
+    layers = LayerService(SqliteLayerStore(store.db), blobs, code_url=code_urls.url_for)
+    functions = FunctionService(store, blobs, layers)
     resources = ResourceService(store, account_concurrency=settings.account_concurrency)
     worker = LocalWorker(
         open_sandbox_factory,
@@ -85,13 +88,20 @@ def build_app(settings: Settings) -> ASGIApp:
         idle_ttl=settings.idle_ttl_seconds,
         init_timeout=settings.init_timeout_seconds,
     )
+
+    async def opt_dir(arns: tuple[str, ...]) -> Path | None:
+        """The merged layers a version mounts at /opt (built once, content-addressed)."""
+        if not arns:
+            return None
+        return await asyncio.to_thread(layers.merged_tree, await layers.pinned(arns))
+
     invoke = InvokeService(
         store,
         Scheduler([worker]),
         blobs.tree_path,
+        opt_dir,
         account_concurrency=settings.account_concurrency,
     )
-    code_urls = CodeUrlSigner(_server_secret(data_dir), settings.base_url)
     services = Services(
         functions=functions,
         resources=resources,
@@ -101,7 +111,7 @@ def build_app(settings: Settings) -> ASGIApp:
         versions=VersionService(store, functions),
         concurrency=ConcurrencyService(store, account_limit=settings.account_concurrency),
         event_configs=EventConfigService(store),
-        layers=LayerService(SqliteLayerStore(store.db), blobs, code_url=code_urls.url_for),
+        layers=layers,
         urls=UrlService(store, url_for=_url_renderer(settings)),
     )
     authenticate = make_authenticator(

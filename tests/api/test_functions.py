@@ -168,6 +168,9 @@ def test_create_duplicate_conflicts(client: Any, fname: str) -> None:
 def test_update_configuration(client: Any, fname: str) -> None:
     before = create(client, fname)
     wait_active(client, fname)
+    layer = client.publish_layer_version(
+        LayerName=f"{fname}-dep", Content={"ZipFile": make_zip({"python/dep.py": "X = 1\n"})}
+    )
     out = client.update_function_configuration(
         FunctionName=fname,
         Environment={"Variables": {"AB": "1"}},
@@ -177,7 +180,7 @@ def test_update_configuration(client: Any, fname: str) -> None:
         Runtime="python3.12",
         Description="updated",
         EphemeralStorage={"Size": 2048},
-        Layers=["arn:aws:lambda:us-east-1:000000000000:layer:dep:3"],
+        Layers=[layer["LayerVersionArn"]],
         LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "DEBUG"},
         TracingConfig={"Mode": "Active"},
     )
@@ -190,7 +193,9 @@ def test_update_configuration(client: Any, fname: str) -> None:
     assert (after["MemorySize"], after["Timeout"]) == (1024, 30)
     assert after["Handler"] == "other.handler" and after["Runtime"] == "python3.12"
     assert after["EphemeralStorage"] == {"Size": 2048}
-    assert after["Layers"][0]["Arn"] == "arn:aws:lambda:us-east-1:000000000000:layer:dep:3"
+    assert after["Layers"] == [
+        {"Arn": layer["LayerVersionArn"], "CodeSize": layer["Content"]["CodeSize"]}
+    ]
     assert after["LoggingConfig"]["LogFormat"] == "JSON"
     assert after["LoggingConfig"]["ApplicationLogLevel"] == "DEBUG"
     assert after["LoggingConfig"]["SystemLogLevel"] == "INFO"

@@ -52,7 +52,8 @@ def _render(fv: FunctionVersion) -> dict[str, Any]:
         "LoggingConfig": _logging(fv),
     }
     if cfg.layers:
-        out["Layers"] = [{"Arn": arn, "CodeSize": 0} for arn in cfg.layers]
+        sizes = cfg.layer_sizes or (0,) * len(cfg.layers)
+        out["Layers"] = [{"Arn": a, "CodeSize": n} for a, n in zip(cfg.layers, sizes, strict=True)]
     if cfg.dead_letter_target:
         out["DeadLetterConfig"] = {"TargetArn": cfg.dead_letter_target}
     if cfg.kms_key_arn:

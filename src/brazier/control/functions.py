@@ -26,6 +26,7 @@ from brazier.control.commands import (
     UpdateFunctionCode,
     UpdateFunctionConfiguration,
 )
+from brazier.control.layer_resolve import LayerResolver
 from brazier.model.arns import LATEST, function_arn, resolve_ref
 from brazier.model.errors import (
     InvalidParameterValueException,
@@ -60,9 +61,12 @@ def new_revision() -> str:
 
 
 class FunctionService:
-    def __init__(self, store: MetadataStore, blobs: BlobStore, *, clock: Clock = _now) -> None:
+    def __init__(
+        self, store: MetadataStore, blobs: BlobStore, layers: LayerResolver, *, clock: Clock = _now
+    ) -> None:
         self.store = store
         self.blobs = blobs
+        self.layers = layers
         self.clock = clock
         self._tasks: asyncio.TaskGroup | None = None
         self._idle = asyncio.Event()
@@ -159,8 +163,6 @@ class FunctionService:
             rules.check_runtime(ch.runtime)
         if ch.environment is not None:
             rules.check_environment(ch.environment)
-        if ch.layers is not None:
-            rules.check_layers(ch.layers)
         logging_cfg = base.logging
         if ch.logging is not None:
             lg = ch.logging
@@ -203,6 +205,24 @@ class FunctionService:
             if v is not None
         }
         return replace(base, logging=logging_cfg, **pick)  # type: ignore[arg-type]
+
+    async def _with_layers(
+        self, caller: Caller, config: FunctionConfig, requested: tuple[str, ...] | None
+    ) -> FunctionConfig:
+        """Resolve newly configured layers (numbers or semver ranges) to concrete versions, and
+        check code plus layers against the 250 MB unzipped limit."""
+        if requested is None:
+            resolved = await self.layers.pinned(config.layers)
+        else:
+            resolved = await self.layers.resolve_for_function(caller, requested, config.runtime)
+            config = replace(
+                config,
+                layers=tuple(r.arn for r in resolved),
+                layer_sizes=tuple(r.code_size for r in resolved),
+            )
+        if resolved:
+            await self.layers.check_unzipped_total(resolved, config.code.unzipped_size)
+        return config
 
     async def _latest(
         self, caller: Caller, function: str, qualifier: str | None = None
@@ -251,6 +271,7 @@ class FunctionService:
         if await self.store.get_tags(caller.account, caller.region, name) is not None:
             raise ResourceConflictException("Function already exist: " + name)
         config = replace(config, code=await self._ingest(cmd.zip_file))
+        config = await self._with_layers(caller, config, cmd.config.layers)
         fv = FunctionVersion(
             account=caller.account,
             region=caller.region,
@@ -337,14 +358,16 @@ class FunctionService:
             raise InvalidParameterValueException("Only $LATEST can be updated.")
         self._check_revision(fv, cmd.revision_id)
         self._check_ready(fv)
-        return await self._commit_update(fv, self._apply(fv.config, cmd.config, fv.name))
+        config = self._apply(fv.config, cmd.config, fv.name)
+        config = await self._with_layers(caller, config, cmd.config.layers)
+        return await self._commit_update(fv, config)
 
     async def update_code(self, caller: Caller, cmd: UpdateFunctionCode) -> FunctionVersion:
         fv = await self._latest(caller, cmd.function)
         self._check_revision(fv, cmd.revision_id)
         self._check_ready(fv)
         code = await self._ingest(cmd.zip_file)
-        config = replace(fv.config, code=code)
+        config = await self._with_layers(caller, replace(fv.config, code=code), None)
         if cmd.architectures is not None:
             config = replace(config, architectures=cmd.architectures)
         if cmd.dry_run:

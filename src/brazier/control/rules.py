@@ -12,7 +12,6 @@ MEMORY_RANGE = (128, 10240)
 TIMEOUT_RANGE = (1, 900)
 EPHEMERAL_RANGE = (512, 10240)
 ENV_LIMIT = 4096
-MAX_LAYERS = 5
 
 # Set by the platform; a function's configuration may not override them (§3.1).
 RESERVED_ENV = frozenset(
@@ -77,14 +76,4 @@ def check_environment(env: Mapping[str, str]) -> None:
         raise InvalidParameterValueException(
             "Lambda was unable to configure your environment variables because the environment"
             " variables you have provided exceeded the 4KB limit. String measured: " + measured
-        )
-
-
-def check_layers(layers: tuple[str, ...]) -> None:
-    if len(layers) > MAX_LAYERS:
-        raise InvalidParameterValueException("Cannot reference more than 5 layers.")
-    if len(set(layers)) != len(layers):
-        raise InvalidParameterValueException(
-            "Two different versions of the same layer are not allowed to be referenced in the"
-            " same function."
         )

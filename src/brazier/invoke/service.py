@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +48,7 @@ ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 CLIENT_CONTEXT_LIMIT = 3583
 
 CodeDirs = Callable[[str], Path]  # sha256 hex of a package -> its unpacked tree
+OptDirs = Callable[[tuple[str, ...]], Awaitable[Path | None]]  # layer ARNs -> merged /opt tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +137,14 @@ class InvokeService:
         store: MetadataStore,
         scheduler: Scheduler,
         code_dir: CodeDirs,
+        opt_dir: OptDirs,
         *,
         account_concurrency: int,
     ) -> None:
         self.store = store
         self.scheduler = scheduler
         self.code_dir = code_dir
+        self.opt_dir = opt_dir
         self.concurrency = _Concurrency(account_concurrency)
         self._revisions: dict[tuple[str, str, str, str], str] = {}
         self._tasks: asyncio.TaskGroup | None = None
@@ -195,7 +198,7 @@ class InvokeService:
                 "The operation cannot be performed at this time. The function is currently in"
                 f" the following state: {fv.lifecycle.state.value}"
             )
-        return fv, self._spec(fv)
+        return fv, self._spec(fv, await self.opt_dir(fv.config.layers))
 
     async def _resolve(self, caller: Caller, cmd: InvokeCommand) -> _Target:
         """What a FunctionName + Qualifier runs: one version, or an alias's weighted versions."""
@@ -220,7 +223,7 @@ class InvokeService:
         others = {v: await self._version(caller, name, v, v) for v in alias.weights}
         return _Target(primary, qualifier, alias, others)
 
-    def _spec(self, fv: FunctionVersion) -> FunctionSpec:
+    def _spec(self, fv: FunctionVersion, layer_dir: Path | None) -> FunctionSpec:
         cfg = fv.config
         return FunctionSpec(
             account=fv.account,
@@ -231,6 +234,7 @@ class InvokeService:
             runtime=cfg.runtime,
             handler=cfg.handler,
             code_dir=self.code_dir(cfg.code.sha256_hex),
+            layer_dir=layer_dir,
             memory_mb=cfg.memory_size,
             timeout_s=cfg.timeout,
             ephemeral_mb=cfg.ephemeral_storage,

@@ -104,7 +104,8 @@ class FunctionConfig:
     memory_size: int = 128
     environment: Mapping[str, str] = field(default_factory=dict)
     ephemeral_storage: int = 512
-    layers: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()  # concrete LayerVersionArns, in order
+    layer_sizes: tuple[int, ...] = ()  # their CodeSize, for the configuration's Layers list
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     tracing_mode: str = "PassThrough"
     architectures: tuple[str, ...] = ("x86_64",)

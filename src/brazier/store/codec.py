@@ -35,6 +35,7 @@ def dump_config(cfg: FunctionConfig) -> str:
         "environment": dict(cfg.environment),
         "ephemeral_storage": cfg.ephemeral_storage,
         "layers": list(cfg.layers),
+        "layer_sizes": list(cfg.layer_sizes),
         "logging": {
             "log_format": cfg.logging.log_format,
             "application_log_level": cfg.logging.application_log_level,
@@ -65,6 +66,7 @@ def load_config(text: str) -> FunctionConfig:
         environment=d["environment"],
         ephemeral_storage=d["ephemeral_storage"],
         layers=tuple(d["layers"]),
+        layer_sizes=tuple(d.get("layer_sizes", ())),
         logging=LoggingConfig(**d["logging"]),
         tracing_mode=d["tracing_mode"],
         architectures=tuple(d["architectures"]),
