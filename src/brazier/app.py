@@ -22,6 +22,7 @@ from brazier.control.event_config import EventConfigService
 from brazier.control.functions import FunctionService
 from brazier.control.layers import LayerService
 from brazier.control.logs import LogService
+from brazier.control.provisioned import ProvisionedService
 from brazier.control.resources import ResourceService
 from brazier.control.urls import UrlService
 from brazier.control.versions import VersionService
@@ -113,6 +114,7 @@ def build_app(settings: Settings) -> ASGIApp:
         event_configs=EventConfigService(store),
         layers=layers,
         urls=UrlService(store, url_for=_url_renderer(settings)),
+        provisioned=ProvisionedService(store),
     )
     authenticate = make_authenticator(
         mode=settings.effective_auth,

@@ -22,6 +22,7 @@ from brazier.control.event_config import EventConfigService
 from brazier.control.functions import FunctionService
 from brazier.control.layers import LayerService
 from brazier.control.logs import LogService
+from brazier.control.provisioned import ProvisionedService
 from brazier.control.resources import (
     CODE_SIZE_UNZIPPED,
     CODE_SIZE_ZIPPED,
@@ -50,6 +51,7 @@ class Services:
     concurrency: ConcurrencyService
     event_configs: EventConfigService
     urls: UrlService
+    provisioned: ProvisionedService
 
 
 Handler = Callable[[Services, Caller, Params], Awaitable[Result]]

@@ -150,3 +150,26 @@ async def delete_function_event_invoke_config(s: Services, c: Caller, p: Params)
 async def list_function_event_invoke_configs(s: Services, c: Caller, p: Params) -> Result:
     configs = await s.event_configs.list(c, p["FunctionName"])
     return {"FunctionEventInvokeConfigs": configs}
+
+
+@operation
+async def put_provisioned_concurrency_config(s: Services, c: Caller, p: Params) -> Result:
+    return await s.provisioned.put(
+        c, p["FunctionName"], p.get("Qualifier"), p["ProvisionedConcurrentExecutions"]
+    )
+
+
+@operation
+async def get_provisioned_concurrency_config(s: Services, c: Caller, p: Params) -> Result:
+    return await s.provisioned.get(c, p["FunctionName"], p.get("Qualifier"))
+
+
+@operation
+async def delete_provisioned_concurrency_config(s: Services, c: Caller, p: Params) -> Result:
+    await s.provisioned.delete(c, p["FunctionName"], p.get("Qualifier"))
+    return {}
+
+
+@operation
+async def list_provisioned_concurrency_configs(s: Services, c: Caller, p: Params) -> Result:
+    return {"ProvisionedConcurrencyConfigs": await s.provisioned.list(c, p["FunctionName"])}

@@ -16,7 +16,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from brazier.model.aliases import Alias
@@ -29,9 +29,15 @@ from brazier.model.errors import (
     ResourceNotFoundException,
     TooManyRequestsException,
 )
-from brazier.model.functions import RESERVED_CONCURRENCY, FunctionVersion, State
+from brazier.model.functions import (
+    PROVISIONED_CONCURRENCY,
+    RESERVED_CONCURRENCY,
+    FunctionVersion,
+    State,
+)
 from brazier.model.identity import Caller
 from brazier.model.invocation import (
+    PROVISIONED,
     FunctionSpec,
     InvokeRequest,
     InvokeResult,
@@ -44,6 +50,7 @@ from brazier.store.base import MetadataStore
 log = logging.getLogger(__name__)
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+PROVISION_INTERVAL_S = 0.2
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 CLIENT_CONTEXT_LIMIT = 3583
 
@@ -82,6 +89,7 @@ class _Target:
     qualifier: str | None  # as the caller named it (the invoked ARN carries it)
     alias: Alias | None = None
     others: Mapping[str, Routed] = field(default_factory=dict)
+    provisioned: bool = False  # the qualifier has provisioned concurrency
 
     def pick(self) -> Routed:
         if self.alias is None or not self.others:
@@ -154,15 +162,19 @@ class InvokeService:
         self._resolved: dict[tuple[str, str, str, str | None], _Target] = {}
         self._resolved_at = -1
         self._reservations: dict[str, dict[tuple[str, str], int]] = {}
+        self._provisioned: dict[tuple[str, ...], FunctionSpec] = {}
+        self._provisioning_pending = False
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[InvokeService]:
         """Own the background (Event) invocations."""
         async with asyncio.TaskGroup() as tg:
             self._tasks = tg
+            reconciler = tg.create_task(self._reconcile_forever())
             try:
                 yield self
             finally:
+                reconciler.cancel()
                 self._tasks = None
 
     async def _resolve_cached(self, caller: Caller, cmd: InvokeCommand) -> _Target:
@@ -200,14 +212,23 @@ class InvokeService:
             )
         return fv, self._spec(fv, await self.opt_dir(fv.config.layers))
 
+    async def _has_provisioned(self, caller: Caller, name: str, qualifier: str | None) -> bool:
+        if not qualifier or qualifier == LATEST:
+            return False
+        found = await self.store.get_setting(
+            caller.account, caller.region, name, PROVISIONED_CONCURRENCY, qualifier
+        )
+        return found is not None
+
     async def _resolve(self, caller: Caller, cmd: InvokeCommand) -> _Target:
         """What a FunctionName + Qualifier runs: one version, or an alias's weighted versions."""
         name, qualifier = resolve_ref(
             cmd.function, cmd.qualifier, region=caller.region, account=caller.account
         )
         if qualifier is None or qualifier == LATEST or qualifier.isdigit():
+            routed = await self._version(caller, name, qualifier or LATEST, qualifier)
             return _Target(
-                await self._version(caller, name, qualifier or LATEST, qualifier), qualifier
+                routed, qualifier, provisioned=await self._has_provisioned(caller, name, qualifier)
             )
         alias = await self.store.get_alias(caller.account, caller.region, name, qualifier)
         if alias is None:
@@ -221,7 +242,8 @@ class InvokeService:
             )
         primary = await self._version(caller, name, alias.version, alias.version)
         others = {v: await self._version(caller, name, v, v) for v in alias.weights}
-        return _Target(primary, qualifier, alias, others)
+        provisioned = await self._has_provisioned(caller, name, qualifier)
+        return _Target(primary, qualifier, alias, others, provisioned)
 
     def _spec(self, fv: FunctionVersion, layer_dir: Path | None) -> FunctionSpec:
         cfg = fv.config
@@ -305,6 +327,10 @@ class InvokeService:
             tenant_id=cmd.tenant_id,
             trace_id=new_trace_id(spec.tracing_mode == "Active"),
         )
+        if target.provisioned and spec.version == target.primary[1].version:
+            request = replace(
+                request, spec=replace(spec, initialization_type=PROVISIONED), fallback=spec
+            )
         if cmd.invocation_type == "Event":
             if self._tasks is None:
                 raise RuntimeError("InvokeService used outside running()")
@@ -327,6 +353,63 @@ class InvokeService:
             # Retries, destinations and DLQs arrive with the async pipeline; until then a failed
             # event is logged, never lost silently.
             log.exception("event invocation %s of %s failed", request.request_id, request.spec.name)
+
+    async def _reconcile_forever(self) -> None:
+        seen = -1
+        while True:
+            await asyncio.sleep(PROVISION_INTERVAL_S)
+            if self.store.generation == seen and not self._provisioning_pending:
+                continue
+            seen = self.store.generation
+            try:
+                await self.reconcile_provisioned()
+            except Exception:
+                log.exception("provisioning environments failed; retrying")
+
+    async def reconcile_provisioned(self) -> None:
+        """Bring provisioned environments in line with the stored configurations and record
+        what is ready (Status IN_PROGRESS -> READY) on each configuration."""
+        wanted: dict[tuple[str, ...], tuple[FunctionSpec, int]] = {}
+        records = []
+        for account, region, name, qualifier, cfg in await self.store.all_settings(
+            PROVISIONED_CONCURRENCY
+        ):
+            version = qualifier
+            if not qualifier.isdigit():
+                alias = await self.store.get_alias(account, region, name, qualifier)
+                if alias is None:
+                    continue
+                version = alias.version
+            fv = await self.store.get_version(account, region, name, version)
+            if fv is None or fv.lifecycle.state is not State.ACTIVE:
+                continue
+            spec = replace(
+                self._spec(fv, await self.opt_dir(fv.config.layers)),
+                initialization_type=PROVISIONED,
+            )
+            count = wanted.get(spec.key, (spec, 0))[1] + int(cfg["Requested"])
+            wanted[spec.key] = (spec, count)
+            records.append((account, region, name, qualifier, cfg, spec.key))
+        worker = self.scheduler.workers[0]
+        for key, spec in list(self._provisioned.items()):
+            if key not in wanted:
+                await worker.provision(spec, 0)
+                del self._provisioned[key]
+        ready: dict[tuple[str, ...], int] = {}
+        for key, (spec, count) in wanted.items():
+            self._provisioned[key] = spec
+            ready[key] = await worker.provision(spec, count)
+        pending = False
+        for account, region, name, qualifier, cfg, key in records:
+            available = min(ready[key], int(cfg["Requested"]))
+            status = "READY" if available >= int(cfg["Requested"]) else "IN_PROGRESS"
+            pending = pending or status != "READY"
+            if cfg.get("Available") != available or cfg.get("Status") != status:
+                new = {**cfg, "Available": available, "Allocated": available, "Status": status}
+                await self.store.put_setting(
+                    account, region, name, PROVISIONED_CONCURRENCY, new, qualifier
+                )
+        self._provisioning_pending = pending
 
     async def _retire_stale(self, spec: FunctionSpec) -> None:
         """When a function version's code or configuration changed, stop its old environments."""

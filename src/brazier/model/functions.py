@@ -14,6 +14,7 @@ from brazier.model.errors import InvalidStateTransition
 RESERVED_CONCURRENCY = "reserved-concurrency"
 EVENT_INVOKE_CONFIG = "event-invoke-config"
 FUNCTION_URL = "function-url"
+PROVISIONED_CONCURRENCY = "provisioned-concurrency"
 
 
 class State(enum.Enum):

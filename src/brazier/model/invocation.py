@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+PROVISIONED = "provisioned-concurrency"
+
 
 @dataclass(frozen=True, slots=True)
 class FunctionSpec:
@@ -42,8 +44,15 @@ class FunctionSpec:
     initialization_type: str = "on-demand"
 
     @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        return (self.account, self.region, self.name, self.version, self.revision_key)
+    def key(self) -> tuple[str, str, str, str, str, str]:
+        return (
+            self.account, self.region, self.name, self.version, self.revision_key,
+            self.initialization_type,
+        )  # fmt: skip
+
+    @property
+    def provisioned(self) -> bool:
+        return self.initialization_type == PROVISIONED
 
     @property
     def unqualified_arn(self) -> str:
@@ -69,6 +78,8 @@ class InvokeRequest:
     cognito_identity: str | None = None
     trace_id: str | None = None
     tenant_id: str | None = None
+    # With a provisioned ``spec``: where to run when every provisioned environment is busy.
+    fallback: FunctionSpec | None = None
 
 
 class Outcome(enum.Enum):

@@ -21,6 +21,11 @@ class WorkerClient(Protocol):
         """
         ...
 
+    async def provision(self, spec: FunctionSpec, count: int) -> int:
+        """Keep ``count`` initialised environments of a provisioned ``spec`` (0 releases them);
+        returns how many are ready. Idempotent."""
+        ...
+
     async def retire(self, spec: FunctionSpec) -> None:
         """Stop every environment of functions with the spec's account/region/name (they were
         updated or deleted). Idempotent."""

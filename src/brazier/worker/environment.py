@@ -62,7 +62,7 @@ class EnvState(enum.Enum):
 
 
 _MOVES: dict[EnvState, frozenset[EnvState]] = {
-    EnvState.NEW: frozenset({EnvState.BUSY, EnvState.CLOSED}),
+    EnvState.NEW: frozenset({EnvState.BUSY, EnvState.READY, EnvState.CLOSED}),
     EnvState.READY: frozenset({EnvState.BUSY, EnvState.NEW, EnvState.CLOSED}),
     EnvState.BUSY: frozenset({EnvState.FINISHING, EnvState.NEW, EnvState.CLOSED}),
     EnvState.FINISHING: frozenset({EnvState.READY, EnvState.NEW, EnvState.CLOSED}),
@@ -268,6 +268,26 @@ class Environment:
         self._frozen = False
         if self.state is not EnvState.CLOSED:
             self.state = EnvState.NEW
+
+    async def prewarm(self) -> bool:
+        """Initialise before any invocation (provisioned concurrency): True when the runtime is
+        READY; on an init failure the environment is reset and False returned."""
+        if self.state is not EnvState.NEW:
+            return self.state is EnvState.READY
+        self._log.begin()
+        init_ms, failure = await self._start()
+        self._log.finish()
+        if failure is not None:
+            await self.reset()
+            return False
+        self._log.platform(
+            self._lines.init_report(init_ms, "init", "success", None)
+            if self.spec.log_format == "JSON"
+            else None
+        )
+        self._move(EnvState.READY)
+        self.last_used = self._clock()
+        return True
 
     async def aclose(self) -> None:
         """Kill the sandbox and release /tmp. Idempotent."""

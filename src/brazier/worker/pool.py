@@ -30,6 +30,30 @@ class EnvironmentPool:
         self.cold_starts = 0
         self.warm_starts = 0
         self.retired = False
+        self.pinned = False  # provisioned: exempt from idle reaping
+
+    def add(self, env: Environment) -> Environment:
+        self.environments.append(env)
+        return env
+
+    async def prewarm(self, env: Environment) -> None:
+        """Initialise ``env`` ahead of any invocation (provisioned concurrency)."""
+        if await env.prewarm():
+            self._ready.append(env)
+            await env.freeze_when_idle(self._freeze_after)
+
+    def acquire_ready(self) -> Environment | None:
+        """An already initialised environment, or None (never starts one)."""
+        for env in reversed(self._ready):
+            if env.state is EnvState.READY:
+                self._ready.remove(env)
+                self.warm_starts += 1
+                return env
+        return None
+
+    @property
+    def ready_count(self) -> int:
+        return sum(e.state is EnvState.READY for e in self.environments)
 
     def acquire_nowait(self) -> Environment | None:
         while self._ready:

@@ -50,7 +50,7 @@ class LocalWorker:
         self._reap_interval = min(reap_interval, max(idle_ttl / 2, 0.05))
         self._clock = clock
         self._freeze_after = freeze_after
-        self._pools: dict[tuple[str, str, str, str, str], EnvironmentPool] = {}
+        self._pools: dict[tuple[str, ...], EnvironmentPool] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self.reaped = 0
 
@@ -86,13 +86,7 @@ class LocalWorker:
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         if self._tasks is None:
             raise ServiceException("The worker is not running.")
-        spec = request.spec
-        pool = self._pools.get(spec.key)
-        if pool is None:
-            pool = self._pools[spec.key] = EnvironmentPool(
-                spec, self._new_env, freeze_after=self._freeze_after
-            )
-        env = await pool.acquire()
+        pool, env = await self._environment_for(request)
         try:
             result = await env.invoke(request)
         except (RuntimeUnavailable, SandboxUnavailable) as exc:
@@ -106,16 +100,52 @@ class LocalWorker:
         self._tasks.create_task(pool.release(env))
         return result
 
+    def _pool(self, spec: FunctionSpec) -> EnvironmentPool:
+        pool = self._pools.get(spec.key)
+        if pool is None:
+            pool = self._pools[spec.key] = EnvironmentPool(
+                spec, self._new_env, freeze_after=self._freeze_after
+            )
+        return pool
+
+    async def _environment_for(self, request: InvokeRequest) -> tuple[EnvironmentPool, Environment]:
+        """Provisioned environments first; when all are busy, the on-demand fallback."""
+        pool = self._pool(request.spec)
+        if request.spec.provisioned:
+            env = pool.acquire_ready()
+            if env is not None or request.fallback is None:
+                if env is None:
+                    env = await pool.acquire()
+                return pool, env
+            pool = self._pool(request.fallback)
+        return pool, await pool.acquire()
+
+    async def provision(self, spec: FunctionSpec, count: int) -> int:
+        """Keep ``count`` initialised environments of a provisioned ``spec``; returns how many
+        are ready now. Idempotent; never reaped while provisioned; 0 releases them."""
+        pool = self._pool(spec)
+        pool.pinned = count > 0
+        missing = count - len(pool.environments)
+        if missing > 0:
+            fresh = [pool.add(self._new_env(spec)) for _ in range(missing)]
+            await asyncio.gather(*(pool.prewarm(env) for env in fresh))
+        elif missing < 0:
+            surplus = pool.idle_since(float("inf"))[:-missing]
+            await asyncio.gather(*(e.aclose() for e in surplus), return_exceptions=True)
+        if count == 0:
+            self._pools.pop(spec.key, None)
+        return pool.ready_count
+
     async def retire(self, spec: FunctionSpec) -> None:
         """Close every environment of this function except those of ``spec``'s revision."""
-        stale = [key for key in self._pools if key[:4] == spec.key[:4] and key != spec.key]
+        stale = [k for k in self._pools if k[:4] == spec.key[:4] and k[4] != spec.key[4]]
         envs = [e for key in stale for e in self._pools.pop(key).retire()]
         await asyncio.gather(*(e.aclose() for e in envs), return_exceptions=True)
 
     async def reap(self) -> int:
         """Close environments idle for longer than the TTL. Returns how many."""
         cutoff = self._clock() - self._idle_ttl
-        victims = [e for p in self._pools.values() for e in p.idle_since(cutoff)]
+        victims = [e for p in self._pools.values() if not p.pinned for e in p.idle_since(cutoff)]
         for key in [k for k, p in self._pools.items() if not p.environments]:
             del self._pools[key]
         await asyncio.gather(*(e.aclose() for e in victims), return_exceptions=True)

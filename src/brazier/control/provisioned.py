@@ -1,0 +1,97 @@
+"""Provisioned concurrency configurations (the invoke service's reconciler acts on them)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from brazier.model.arns import LATEST, function_arn, resolve_ref
+from brazier.model.errors import InvalidParameterValueException, ResourceNotFoundException
+from brazier.model.functions import PROVISIONED_CONCURRENCY, lambda_timestamp
+from brazier.model.identity import Caller
+from brazier.store.base import MetadataStore
+
+
+def render(caller: Caller, name: str, qualifier: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "RequestedProvisionedConcurrentExecutions": cfg["Requested"],
+        "AvailableProvisionedConcurrentExecutions": cfg.get("Available", 0),
+        "AllocatedProvisionedConcurrentExecutions": cfg.get("Allocated", 0),
+        "Status": cfg.get("Status", "IN_PROGRESS"),
+        "LastModified": cfg["LastModified"],
+    }
+    if cfg.get("StatusReason"):
+        out["StatusReason"] = cfg["StatusReason"]
+    return out
+
+
+class ProvisionedService:
+    def __init__(self, store: MetadataStore) -> None:
+        self.store = store
+
+    async def _target(
+        self, caller: Caller, function: str, qualifier: str | None
+    ) -> tuple[str, str]:
+        name, q = resolve_ref(function, qualifier, region=caller.region, account=caller.account)
+        if await self.store.get_version(caller.account, caller.region, name, LATEST) is None:
+            raise ResourceNotFoundException(
+                "Function not found: " + function_arn(caller.region, caller.account, name)
+            )
+        if q is None or q == LATEST:
+            raise InvalidParameterValueException(
+                "Provisioned Concurrency Configs cannot be applied to unpublished function"
+                " versions."
+            )
+        found = (
+            await self.store.get_version(caller.account, caller.region, name, q)
+            if q.isdigit()
+            else await self.store.get_alias(caller.account, caller.region, name, q)
+        )
+        if found is None:
+            raise ResourceNotFoundException(
+                "Function not found: " + function_arn(caller.region, caller.account, name, q)
+            )
+        return name, q
+
+    async def put(
+        self, caller: Caller, function: str, qualifier: str | None, requested: int
+    ) -> dict[str, Any]:
+        name, q = await self._target(caller, function, qualifier)
+        cfg = {
+            "Requested": requested,
+            "Available": 0,
+            "Allocated": 0,
+            "Status": "IN_PROGRESS",
+            "LastModified": lambda_timestamp(datetime.now(UTC)),
+        }
+        await self.store.put_setting(
+            caller.account, caller.region, name, PROVISIONED_CONCURRENCY, cfg, q
+        )
+        return render(caller, name, q, cfg)
+
+    async def get(self, caller: Caller, function: str, qualifier: str | None) -> dict[str, Any]:
+        name, q = await self._target(caller, function, qualifier)
+        cfg = await self.store.get_setting(
+            caller.account, caller.region, name, PROVISIONED_CONCURRENCY, q
+        )
+        if cfg is None:
+            raise ResourceNotFoundException(
+                "No Provisioned Concurrency Config found for this function"
+            )
+        return render(caller, name, q, cfg)
+
+    async def delete(self, caller: Caller, function: str, qualifier: str | None) -> None:
+        name, q = await self._target(caller, function, qualifier)
+        await self.store.put_setting(
+            caller.account, caller.region, name, PROVISIONED_CONCURRENCY, None, q
+        )
+
+    async def list(self, caller: Caller, function: str) -> list[dict[str, Any]]:
+        name, _ = resolve_ref(function, None, region=caller.region, account=caller.account)
+        rows = await self.store.list_settings(caller.account, PROVISIONED_CONCURRENCY)
+        return [
+            render(caller, fn, q, cfg)
+            | {"FunctionArn": function_arn(region, caller.account, fn, q)}
+            for region, fn, q, cfg in rows
+            if region == caller.region and fn == name
+        ]
