@@ -8,6 +8,7 @@ import os
 import stat
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,25 @@ def test_gc_grace_period_spares_fresh_blobs(store: BlobStore) -> None:
     assert store.exists(fresh)
     assert store.gc(set()) == 1
     assert not store.exists(fresh)
+
+
+def test_identical_files_are_stored_once_across_trees(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+
+    def tree(files: dict[str, tuple[bytes, int]]) -> Callable[[Path], None]:
+        def build(dest: Path) -> None:
+            dest.mkdir()
+            for name, (data, mode) in files.items():
+                (dest / name).write_bytes(data)
+                (dest / name).chmod(mode)
+
+        return build
+
+    a = store.ensure_tree("a" * 64, tree({"lib.py": (b"same", 0o644), "run": (b"x", 0o755)}))
+    b = store.ensure_tree("b" * 64, tree({"copy.py": (b"same", 0o644), "run": (b"x", 0o644)}))
+    assert (a / "lib.py").stat().st_ino == (b / "copy.py").stat().st_ino
+    assert (a / "lib.py").read_bytes() == b"same"
+    # Same bytes, different mode: kept apart, so the executable bit stays where it belongs.
+    assert (a / "run").stat().st_ino != (b / "run").stat().st_ino
+    assert (a / "run").stat().st_mode & 0o111
+    assert not (b / "run").stat().st_mode & 0o111

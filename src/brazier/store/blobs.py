@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator, Set
 from pathlib import Path
@@ -169,6 +170,7 @@ class BlobStore:
         try:
             built = staging / "tree"
             extract(built)
+            self._share_files(built)
             try:
                 os.rename(built, final)
             except OSError:
@@ -177,6 +179,31 @@ class BlobStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return final
+
+    def _share_files(self, tree: Path) -> None:
+        """Store identical files once across every unpacked package (functions and layers):
+        each regular file becomes a hard link to ``files/<sha256>-<mode>`` (the mode is part of
+        the key, so an executable and a plain copy of the same bytes never share an inode).
+        Trees are read-only to sandboxes and never modified, so sharing inodes is safe."""
+        files = self.root / "files"
+        files.mkdir(exist_ok=True)
+        for dirpath, _dirs, names in os.walk(tree):
+            for name in names:
+                path = Path(dirpath) / name
+                st = path.lstat()
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                digest = hashlib.sha256()
+                with path.open("rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(chunk)
+                shared = files / f"{digest.hexdigest()}-{stat.S_IMODE(st.st_mode):o}"
+                try:
+                    os.link(path, shared)  # first copy: it becomes the shared one
+                except FileExistsError:
+                    tmp = path.with_name(f".{name}.{_tmp_name()}")
+                    os.link(shared, tmp)
+                    os.replace(tmp, path)
 
     def delete_tree(self, digest: str) -> None:
         """Remove the extracted tree. Idempotent. The tree vanishes in one rename first, so a
