@@ -17,8 +17,13 @@ SUITES = {"control_plane": control_plane.run, "invoke": invoke.run}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("suites", nargs="*", default=list(SUITES), choices=[*SUITES, []])
+    parser.add_argument("suites", nargs="*", help=f"some of {', '.join(SUITES)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="fewer samples")
     args = parser.parse_args()
+    unknown = set(args.suites) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suites: {', '.join(sorted(unknown))}")
+    args.suites = args.suites or list(SUITES)
     report: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "revision": git_revision(),
@@ -27,7 +32,7 @@ def main() -> None:
     }
     for name in args.suites:
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
-            report["results"][name] = SUITES[name](Path(tmp))
+            report["results"][name] = SUITES[name](Path(tmp), quick=args.quick)
     out = ROOT / "bench" / "results" / "latest.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

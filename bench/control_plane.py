@@ -19,7 +19,8 @@ def _ok(status: int, body: bytes) -> None:
         raise RuntimeError(f"unexpected {status}: {body[:200]!r}")
 
 
-def run(tmp: Path, *, n: int = 3000) -> dict[str, Any]:
+def run(tmp: Path, *, quick: bool = False) -> dict[str, Any]:
+    n = 1000 if quick else 3000
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

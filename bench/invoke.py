@@ -47,8 +47,14 @@ def _ok(status: int, body: bytes, headers: http.client.HTTPMessage) -> None:
         raise RuntimeError(f"invoke failed: {status} {body[:300]!r}")
 
 
-def _post(conn: http.client.HTTPConnection, srv_url: str, name: str, body: bytes = b"{}") -> int:
-    path = _invoke_path(name)
+def _post(
+    conn: http.client.HTTPConnection,
+    srv_url: str,
+    name: str,
+    body: bytes = b"{}",
+    qualifier: str | None = None,
+) -> int:
+    path = _invoke_path(name) + (f"?Qualifier={qualifier}" if qualifier else "")
     headers = signed_headers("POST", srv_url + path, body)
     t0 = time.perf_counter_ns()
     conn.request("POST", path, body=body, headers=headers)
@@ -73,13 +79,61 @@ def cold_starts(
     return summarize(samples)
 
 
-def warm(srv: Any, client: Any, name: str, n: int) -> dict[str, Any]:
+def warm(srv: Any, client: Any, name: str, n: int, qualifier: str | None = None) -> dict[str, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", srv.port)
     for _ in range(200):
-        _post(conn, srv.url, name)
-    samples = [_post(conn, srv.url, name) for _ in range(n)]
+        _post(conn, srv.url, name, qualifier=qualifier)
+    samples = [_post(conn, srv.url, name, qualifier=qualifier) for _ in range(n)]
     conn.close()
     return summarize(samples)
+
+
+def warm_url(srv: Any, url: str, n: int) -> dict[str, Any]:
+    host = url.split("//")[1].rstrip("/")
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+    samples = []
+    for i in range(200 + n):
+        t0 = time.perf_counter_ns()
+        conn.request("GET", "/", headers={"Host": host})
+        resp = conn.getresponse()
+        resp.read()
+        t1 = time.perf_counter_ns()
+        if resp.status != 200:
+            raise RuntimeError(f"function URL answered {resp.status}")
+        if i >= 200:
+            samples.append(t1 - t0)
+    conn.close()
+    return summarize(samples)
+
+
+def _awslambdaric_zip() -> bytes:
+    """AWS's Python runtime client from the venv, run unmodified as a provided bootstrap."""
+    import importlib.util
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for module in ("awslambdaric", "runtime_client", "simplejson", "snapshot_restore_py"):
+            spec = importlib.util.find_spec(module)
+            assert spec is not None
+            assert spec.origin is not None
+            origin = Path(spec.origin)
+            root = origin.parent if origin.name == "__init__.py" else origin
+            paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+            for path in paths:
+                if "__pycache__" in path.parts:
+                    continue
+                rel = path.relative_to(root.parent).as_posix()
+                info = zipfile.ZipInfo(rel)
+                info.external_attr = (0o100644) << 16
+                zf.writestr(info, path.read_bytes())
+        zf.writestr("app.py", "def handler(event, context):\n    return None\n")
+        boot = zipfile.ZipInfo("bootstrap")
+        boot.external_attr = (0o100755) << 16
+        zf.writestr(boot, '#!/bin/sh\ncd "$LAMBDA_TASK_ROOT"\nexport PYTHONPATH=/var/task\n'
+                          'exec /usr/bin/python3 -m awslambdaric "$_HANDLER"\n')  # fmt: skip
+    return buf.getvalue()
 
 
 def throughput(srv: Any, name: str, *, connections: int = 8, seconds: int = 10) -> dict[str, Any]:
@@ -185,28 +239,55 @@ async def _burst(srv: Any, name: str, n: int) -> dict[str, Any]:
     }
 
 
+def _until_provisioned(client: Any, name: str, qualifier: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        cfg = client.get_provisioned_concurrency_config(FunctionName=name, Qualifier=qualifier)
+        if cfg["Status"] == "READY":
+            return
+        time.sleep(0.05)
+    raise RuntimeError("provisioned concurrency did not become READY")
+
+
 def run(tmp: Path, *, quick: bool = False) -> dict[str, Any]:
     n = 30 if quick else 60
+    n_warm = 1000 if quick else 3000
     results: dict[str, Any] = {}
     with server(tmp) as srv:
         client = lambda_client(srv.url)
         results["cold_start_python3.11"] = cold_starts(
             srv, client, "python3.11", NOOP_PY, "app.handler", n
         )
-        try:
-            results["cold_start_nodejs20.x"] = cold_starts(
-                srv, client, "nodejs20.x", NOOP_NODE, "index.handler", n // 2
-            )
-        except RuntimeError as exc:
-            results["cold_start_nodejs20.x"] = {"error": str(exc)}
+        results["cold_start_nodejs20.x"] = cold_starts(
+            srv, client, "nodejs20.x", NOOP_NODE, "index.handler", n // 2
+        )
+        results["cold_start_awslambdaric"] = cold_starts(
+            srv, client, "provided.al2023", _awslambdaric_zip(), "app.handler", 10
+        )
         for mem in (128, 1769):
             name = f"warm-{mem}"
             _create(client, name, NOOP_PY, "python3.11", "app.handler", MemorySize=mem)
             wait_active(client, name)
-            results[f"warm_python3.11_{mem}mb"] = warm(srv, client, name, 1000 if quick else 3000)
+            results[f"warm_python3.11_{mem}mb"] = warm(srv, client, name, n_warm)
             results[f"throughput_8_clients_{mem}mb"] = throughput(
                 srv, name, seconds=5 if quick else 10
             )
+        # Through an alias, a function URL, and a provisioned environment (1769 MB function).
+        name = "warm-1769"
+        client.publish_version(FunctionName=name)
+        client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+        results["warm_via_alias"] = warm(srv, client, name, n_warm, qualifier="live")
+        url = client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+        client.add_permission(
+            FunctionName=name, StatementId="url", Action="lambda:InvokeFunctionUrl",
+            Principal="*", FunctionUrlAuthType="NONE",
+        )  # fmt: skip
+        results["warm_via_function_url"] = warm_url(srv, url, n_warm)
+        client.put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1
+        )
+        _until_provisioned(client, name, "1")
+        results["warm_provisioned"] = warm(srv, client, name, n_warm, qualifier="1")
         _create(client, "burst", SLEEP_PY, "python3.11", "app.handler", MemorySize=128, Timeout=30)
         wait_active(client, "burst")
         results["burst_0_to_100"] = asyncio.run(_burst(srv, "burst", 100))
