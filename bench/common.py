@@ -96,7 +96,8 @@ def time_requests(
 
 @contextmanager
 def server(tmp: Path, *args: str) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp / "data", args=args).start()
+    srv = ServerProcess(tmp / "data", args=args, prewarm="all").start()
+    time.sleep(2.0)  # let the zygotes of every runtime finish starting, as on a running server
     try:
         yield srv
     finally:

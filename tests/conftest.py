@@ -13,7 +13,9 @@ _names = itertools.count()
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("brazier") / "data").start()
+    srv = ServerProcess(
+        tmp_path_factory.mktemp("brazier") / "data", prewarm="python3.11,provided.al2023"
+    ).start()
     yield srv
     srv.stop()
 

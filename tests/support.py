@@ -42,10 +42,18 @@ def _die_with_parent() -> None:
 class ServerProcess:
     """``brazier server`` as a child process on a free port."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+        prewarm: str = "none",
+    ):
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.args = args
+        # Short-lived test servers start no zygotes up front (they cost CPU the tests need).
+        self.args = (*args, "--prewarm-runtimes", prewarm)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"server-{self.port}.log"
 

@@ -27,6 +27,7 @@ from brazier.control.resources import ResourceService
 from brazier.control.urls import UrlService
 from brazier.control.versions import VersionService
 from brazier.invoke.service import InvokeService
+from brazier.model import runtimes
 from brazier.model.settings import Settings
 from brazier.sandbox import open_sandbox_factory
 from brazier.scheduler.base import Scheduler
@@ -88,6 +89,11 @@ def build_app(settings: Settings) -> ASGIApp:
         tmp_root=data_dir / "tmp",
         idle_ttl=settings.idle_ttl_seconds,
         init_timeout=settings.init_timeout_seconds,
+        prewarm_runtimes=(
+            tuple(runtimes.SUPPORTED)
+            if settings.prewarm_runtimes is None
+            else settings.prewarm_runtimes
+        ),
     )
 
     async def opt_dir(arns: tuple[str, ...]) -> Path | None:

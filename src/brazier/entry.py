@@ -40,6 +40,8 @@ def version() -> None:
               help="Concurrent executions per account before Invoke answers 429.")  # fmt: skip
 @click.option("--idle-ttl", default=600.0, show_default=True, type=float,
               help="Seconds an idle environment is kept before it is reaped.")  # fmt: skip
+@click.option("--prewarm-runtimes", default="all", show_default=True,
+              help="Runtimes ready at start: all, none, or a comma list.")  # fmt: skip
 def server(
     host: str,
     port: int,
@@ -50,6 +52,7 @@ def server(
     account_id: str,
     account_concurrency: int,
     idle_ttl: float,
+    prewarm_runtimes: str,
 ) -> None:
     """Run the brazier server (the Lambda API) until SIGTERM or SIGINT."""
     import uvicorn
@@ -67,6 +70,11 @@ def server(
             log_level=log_level,
             account_concurrency=account_concurrency,
             idle_ttl_seconds=idle_ttl,
+            prewarm_runtimes=(
+                None
+                if prewarm_runtimes == "all"
+                else tuple(r for r in prewarm_runtimes.split(",") if r and r != "none")
+            ),
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -37,6 +37,8 @@ class Settings:
     account_concurrency: int = 1000
     idle_ttl_seconds: float = 600.0
     init_timeout_seconds: float = 10.0
+    # Runtimes whose zygotes start with the server (None: every supported runtime installed).
+    prewarm_runtimes: tuple[str, ...] | None = None
     # Public URL the server is reached at, for Code.Location; derived from host/port if unset.
     public_url: str | None = None
     runtimes_dir: Path | None = field(default=None)

@@ -8,7 +8,7 @@ protocols.
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -158,6 +158,11 @@ class SandboxFactory(Protocol):
 
     def statistics(self) -> FactoryStatistics:
         """A snapshot of the factory's counters."""
+        ...
+
+    async def prewarm(self, runtimes: Iterable[str]) -> list[str]:
+        """Start zygotes and pools for these runtimes ahead of their first use; runtimes the
+        machine lacks are skipped. Idempotent. Returns the runtimes started."""
         ...
 
     async def aclose(self) -> None:

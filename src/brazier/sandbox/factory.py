@@ -17,7 +17,7 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from .base import FactoryStatistics, SandboxSpec
 from .cgroups import CgroupTree, owner_pid, pid_alive, sweep_stale_trees
 from .discovery import Discovery, Interpreter, Launch, default_python_roots, interpreter_at
-from .errors import SandboxStartError, SandboxUnavailable
+from .errors import RuntimeUnavailable, SandboxStartError, SandboxUnavailable
 from .linux import LinuxSandbox
 from .rootfs import (
     SANDBOX_GID,
@@ -117,6 +117,19 @@ class LinuxSandboxFactory:
         return FactoryStatistics(
             len(self._zygotes), pooled, running, self._started, self._from_pool
         )
+
+    async def prewarm(self, runtimes: Iterable[str]) -> list[str]:
+        """Start the zygotes (and their pre-forked pools) of these runtimes ahead of the first
+        invocation; runtimes this machine lacks are skipped. Returns the ones started."""
+        started = []
+        for runtime in runtimes:
+            try:
+                launch = self._discovery.launch(runtime, self._exec)
+                await self._zygote(launch.zygote)
+            except (RuntimeUnavailable, SandboxUnavailable):
+                continue
+            started.append(runtime)
+        return started
 
     async def start(self, spec: SandboxSpec) -> LinuxSandbox:
         if self._closed or self._tg is None:
