@@ -306,3 +306,19 @@ def test_json_log_format(client: Any, deploy: Deploy) -> None:
     tail = base64.b64decode(out["LogResult"]).decode()
     assert "platform." not in tail
     assert "structured" in tail
+
+
+@pytest.mark.slow
+def test_init_timeout(client: Any, deploy: Deploy) -> None:
+    """Init is limited to 10 s (Lambda's on-demand init timeout), whatever the function timeout."""
+    app = "import time\ntime.sleep(30)\ndef handler(e, c):\n    return 1\n"
+    name = deploy({"app.py": app}, Timeout=30)
+    out, body = call(client, name, {}, LogType="Tail")
+    assert out["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Sandbox.Timedout"
+    tail = base64.b64decode(out["LogResult"]).decode()
+    init = re.search(
+        r"INIT_REPORT Init Duration: (\d+\.\d\d) ms\tPhase: init\tStatus: timeout", tail
+    )
+    assert init, tail
+    assert 9900 <= float(init.group(1)) <= 12000

@@ -17,7 +17,6 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -88,7 +87,6 @@ class LinuxSandboxFactory:
         self._started = self._from_pool = 0
         self._tg: asyncio.TaskGroup | None = None
         self._closed = False
-        self._last_take = 0.0
         self._binds: list[tuple[str, str, bool]] = []
 
     async def __aenter__(self) -> LinuxSandboxFactory:
@@ -223,7 +221,6 @@ class LinuxSandboxFactory:
             return zyg
 
     async def _take(self, zyg: Zygote) -> tuple[LinuxSandbox, bool]:
-        self._last_take = time.monotonic()
         pool = self._pools[zyg.interpreter.path]
         try:
             while pool:
@@ -266,11 +263,10 @@ class LinuxSandboxFactory:
         key = zyg.interpreter.path
         pool, wake = self._pools[key], self._wakeups[key]
         while not self._closed:
-            # Refill once starts have paused: a fork (page tables, cgroup joins) competes with
-            # the sandboxes being initialised for the CPU and shows up as cold-start latency.
+            # Let the sandbox just taken initialise first: a fork (page tables, cgroup joins)
+            # competes with it for the CPU and shows up as cold-start latency. (Waiting for
+            # starts to pause instead starves the pool during a run of cold starts.)
             await asyncio.sleep(REFILL_DELAY_S)
-            while time.monotonic() - self._last_take < REFILL_DELAY_S and not self._closed:
-                await asyncio.sleep(REFILL_DELAY_S)
             while len(pool) < self._pool_size and not self._closed:
                 try:
                     pool.append(await self._prefork(zyg))
