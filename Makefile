@@ -42,6 +42,7 @@ test: $(STAMP) system-deps lint ## lint, then the whole test suite
 
 bench: $(STAMP) system-deps ## run the benchmarks, JSON in bench/results/
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.table
 
 check: test bench ## everything CI would run, plus the benchmarks
 

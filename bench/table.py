@@ -1,0 +1,60 @@
+"""Print bench/results/latest.json as the Markdown table the README shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROWS = [
+    ("control_plane", "get_function_configuration", "GetFunctionConfiguration, keep-alive", "p50 < 2 ms"),
+    ("control_plane", "list_functions", "ListFunctions (20 functions), keep-alive", "p50 < 2 ms"),
+    ("invoke", "cold_start_python3.11", "Cold start, python3.11 no-op (first invoke)", "p50 ≤ 10 ms, p99 ≤ 30 ms"),
+    ("invoke", "cold_start_nodejs20.x", "Cold start, nodejs20.x", "p50 ≤ 25 ms"),
+    ("invoke", "cold_start_awslambdaric", "Cold start, awslambdaric (provided bootstrap)", "reported"),
+    ("invoke", "warm_python3.11_128mb", "Warm invoke, 128 MB, keep-alive", "p50 ≤ 1 ms"),
+    ("invoke", "warm_python3.11_1769mb", "Warm invoke, 1769 MB (1 vCPU), keep-alive", "p50 ≤ 1 ms"),
+    ("invoke", "warm_via_alias", "Warm invoke through an alias", "p50 ≤ 1 ms"),
+    ("invoke", "warm_via_function_url", "Warm request through a function URL", "p50 ≤ 1 ms"),
+    ("invoke", "warm_provisioned", "Invoke of a provisioned environment", "p50 ≤ 1 ms"),
+    ("invoke", "throughput_8_clients_128mb", "Throughput, 8 concurrent clients (wrk), 128 MB", "≥ 3,000/s"),
+    ("invoke", "throughput_8_clients_1769mb", "Throughput, 8 concurrent clients (wrk), 1769 MB", "≥ 3,000/s"),
+    ("invoke", "burst_0_to_100", "Burst: 0 to 100 concurrent environments", "≤ 1 s"),
+    ("invoke", "idle_environments", "Idle environments (1,000 started)", "≤ 3 MiB PSS each"),
+]  # fmt: skip
+
+
+def cell(v: dict[str, object]) -> str:
+    if "p50_ms" in v:
+        return f"p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms (n={v['n']})"
+    if "invokes_per_s" in v:
+        lat = v.get("latency", {})
+        return f"{v['invokes_per_s']:,.0f}/s (latency p50 {lat.get('p50')}, p99 {lat.get('p99')})"  # type: ignore[union-attr]
+    if "seconds_until_all_running" in v:
+        return f"{v['seconds_until_all_running']} s until all {v['succeeded']} run"
+    if "pss_mib_median" in v:
+        return (
+            f"PSS median {v['pss_mib_median']} MiB; MemAvailable drop "
+            f"{v['mem_available_drop_mib_per_env']} MiB each; {v['environments']} started in "
+            f"{v['seconds_to_start_all']} s"
+        )
+    return json.dumps(v)
+
+
+def main() -> None:
+    report = json.loads((Path(__file__).parent / "results" / "latest.json").read_text())
+    m = report["machine"]
+    print(
+        f"Measured {report['when']} at {report['revision']} on {m['cpus']} cores "
+        f"({m['cpu_model']}), {m['memory_gib']} GiB, kernel {m['kernel']}, Python {m['python']}; "
+        "client and server on the same machine. `make bench` (JSON in bench/results/latest.json).\n"
+    )
+    print("| measurement | result | target |")
+    print("|---|---|---|")
+    for suite, key, label, target in ROWS:
+        value = report["results"].get(suite, {}).get(key)
+        if value is not None:
+            print(f"| {label} | {cell(value)} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
