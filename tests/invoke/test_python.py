@@ -51,6 +51,8 @@ def test_context_and_environment(client: Any, deploy: Deploy) -> None:
     assert body["invoked_function_arn"] == f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
     assert int(body["memory_limit_in_mb"]) == 256
     assert re.fullmatch(r"[0-9a-f-]{36}", body["aws_request_id"])
+    # Invoke's x-amzn-RequestId is the invocation's request id, as in Lambda.
+    assert out["ResponseMetadata"]["RequestId"] == body["aws_request_id"]
     assert body["log_group_name"] == f"/aws/lambda/{name}"
     assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", body["log_stream_name"])
     assert 5000 < body["remaining"] <= 7000

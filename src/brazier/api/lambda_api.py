@@ -16,6 +16,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from brazier.api import url_ops, version_ops  # noqa: F401 - they register their operations
+from brazier.api.context import REQUEST_ID
 from brazier.api.operations import HANDLERS, Services
 from brazier.api.wire import Reply, ServiceWire
 from brazier.model.errors import LambdaError, RequestEntityTooLargeException, ServiceException
@@ -38,6 +39,7 @@ class LambdaApi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = str(uuid.uuid4())
+        REQUEST_ID.set(request_id)
         try:
             reply = await self._handle(scope, receive)
         except LambdaError as exc:

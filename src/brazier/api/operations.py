@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from brazier.api.codeurls import CodeUrlSigner
+from brazier.api.context import REQUEST_ID
 from brazier.api.render import function_configuration
 from brazier.control.commands import (
     AddPermission,
@@ -277,6 +278,7 @@ async def invoke(s: Services, c: Caller, p: Params) -> Result:
             payload=p.get("Payload") or b"",
             client_context_b64=p.get("ClientContext"),
             tenant_id=p.get("TenantId"),
+            request_id=REQUEST_ID.get(None),
         ),
     )
     return {

@@ -341,13 +341,26 @@ PATTERN_EXTENSIONS: dict[str, str] = {
 }
 
 
+_MATCHED: dict[tuple[str, str], bool] = {}
+
+
 def _fullmatch(pattern: str, value: str) -> bool:
     # The model's patterns are Java regexes (``\p{L}`` and friends): the ``regex`` module reads
-    # them as the service does; ``re`` does not.
+    # them as the service does; ``re`` does not. Answers are memoised: the same function names
+    # and qualifiers come back on every invoke, and the long ARN patterns are not cheap.
+    key = (pattern, value)
+    known = _MATCHED.get(key)
+    if known is not None:
+        return known
     rx = _PATTERNS.get(pattern)
     if rx is None:
         rx = _PATTERNS[pattern] = regex.compile(pattern)
-    return rx.fullmatch(value) is not None
+    matched = rx.fullmatch(value) is not None
+    if len(value) <= 256:
+        if len(_MATCHED) >= 20_000:
+            _MATCHED.clear()
+        _MATCHED[key] = matched
+    return matched
 
 
 def _shown(value: Any) -> str:

@@ -19,4 +19,4 @@ class LogService:
         name, _ = resolve_ref(function, None, region=caller.region, account=caller.account)
         fv = await self.metadata.get_version(caller.account, caller.region, name, LATEST)
         group = fv.log_group if fv is not None else f"/aws/lambda/{name}"
-        return self.logs.query(group, after_seq=after_seq, limit=limit)
+        return await self.logs.query(group, after_seq=after_seq, limit=limit)

@@ -67,6 +67,7 @@ class InvokeCommand:
     payload: bytes
     client_context_b64: str | None = None
     tenant_id: str | None = None
+    request_id: str | None = None  # the API request's id, reused for the invocation
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +321,7 @@ class InvokeService:
         invoked_arn = function_arn(caller.region, caller.account, fv.name, target.qualifier)
         request = InvokeRequest(
             spec=spec,
-            request_id=str(uuid.uuid4()),
+            request_id=cmd.request_id or str(uuid.uuid4()),
             payload=cmd.payload or b"{}",
             invoked_arn=invoked_arn,
             client_context=client_context,

@@ -7,6 +7,8 @@ they hold only data: paths, strings, numbers, bytes.
 from __future__ import annotations
 
 import enum
+import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,11 +63,9 @@ class FunctionSpec:
 
 def new_trace_id(sampled: bool) -> str:
     """An X-Ray trace header as Lambda hands runtimes: ``Root=1-<epoch hex>-<96 bits>;...``."""
-    import secrets
-    import time
-
-    root = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
-    return f"Root={root};Parent={secrets.token_hex(8)};Sampled={int(sampled)}"
+    bits = os.urandom(20).hex()
+    root = f"1-{int(time.time()):08x}-{bits[:24]}"
+    return f"Root={root};Parent={bits[24:]};Sampled={int(sampled)}"
 
 
 @dataclass(frozen=True, slots=True)

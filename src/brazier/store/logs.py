@@ -8,8 +8,10 @@ A separate SQLite file keeps log traffic from contending with the metadata store
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -52,6 +54,8 @@ class LogStore:
         self._db.executescript(_SCHEMA)
         self._buffer: list[tuple[str, str, int, int, str]] = []
         self._flush_interval = flush_interval
+        self._lock = threading.Lock()
+        self._inflight: asyncio.Future[int] | None = None
         self.dropped = 0
 
     def append(self, group: str, stream: str, events: list[tuple[int, str]]) -> None:
@@ -60,42 +64,58 @@ class LogStore:
             return
         self._buffer.extend((group, stream, ts, ts, msg) for ts, msg in events)
 
-    def flush(self) -> int:
-        """Commit what is buffered. Returns the number of events written."""
-        if not self._buffer:
-            return 0
+    def _take(self) -> list[tuple[str, str, int, int, str]]:
+        """Swap the buffer out (on the event loop thread, where appends happen)."""
         batch, self._buffer = self._buffer, []
-        self._db.execute("BEGIN")
-        self._db.executemany(
-            "INSERT INTO log_events(log_group, log_stream, timestamp, ingested, message)"
-            " VALUES (?,?,?,?,?)",
-            batch,
-        )
-        self._db.execute("COMMIT")
+        return batch
+
+    def _write(self, batch: list[tuple[str, str, int, int, str]]) -> int:
+        if not batch:
+            return 0
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO log_events(log_group, log_stream, timestamp, ingested, message)"
+                " VALUES (?,?,?,?,?)",
+                batch,
+            )
+            self._db.execute("COMMIT")
         return len(batch)
+
+    def flush(self) -> int:
+        """Commit what is buffered, now (blocking). Returns the number of events written."""
+        return self._write(self._take())
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[LogStore]:
         """Flush in the background while open; flush the rest and close on exit."""
+        stop = asyncio.Event()
 
         async def flush_forever() -> None:
-            while True:
-                await asyncio.sleep(self._flush_interval)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._flush_interval)
+                batch = self._take()
+                if not batch:
+                    continue
+                # Written in a thread, so a large batch never stalls the event loop; readers
+                # wait for it (``query``), so no event is ever missing from what they see.
+                self._inflight = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
                 try:
-                    self.flush()
+                    await self._inflight
                 except sqlite3.Error:
                     log.exception("writing log events failed")
 
         async with asyncio.TaskGroup() as tg:
-            task = tg.create_task(flush_forever())
+            tg.create_task(flush_forever())
             try:
                 yield self
             finally:
-                task.cancel()
+                stop.set()
         self.flush()
         self._db.close()
 
-    def query(
+    async def query(
         self,
         group: str,
         *,
@@ -105,6 +125,10 @@ class LogStore:
         limit: int = 1000,
     ) -> list[LogEvent]:
         """Events of a group (optionally one stream) in order; includes unflushed ones."""
+        inflight = self._inflight
+        if inflight is not None and not inflight.done():
+            with contextlib.suppress(sqlite3.Error):
+                await asyncio.shield(inflight)
         self.flush()
         where = "log_group = ? AND seq > ?"
         args: list[object] = [group, after_seq]
@@ -115,10 +139,11 @@ class LogStore:
             where += " AND timestamp >= ?"
             args.append(start_time)
         args.append(limit)
-        rows = self._db.execute(
-            # ``where`` is assembled from fixed fragments only; every value is a parameter.
-            "SELECT log_group, log_stream, timestamp, message, seq FROM log_events"  # noqa: S608
-            f" WHERE {where} ORDER BY seq LIMIT ?",
-            args,
-        ).fetchall()
+        with self._lock:
+            rows = self._db.execute(
+                # ``where`` is assembled from fixed fragments only; every value is a parameter.
+                "SELECT log_group, log_stream, timestamp, message, seq FROM log_events"  # noqa: S608
+                f" WHERE {where} ORDER BY seq LIMIT ?",
+                args,
+            ).fetchall()
         return [LogEvent(*r) for r in rows]
