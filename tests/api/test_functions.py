@@ -158,6 +158,18 @@ def test_environment_key_pattern(client: Any, fname: str) -> None:
     assert "'1'" not in err["Message"]  # values are sensitive and never echoed
 
 
+def test_unsupported_settings_are_refused_not_ignored(client: Any, fname: str) -> None:
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as exc:
+        create(client, fname, VpcConfig={"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]})
+    assert "VpcConfig" in str(exc.value)
+    create(client, fname, VpcConfig={"SubnetIds": [], "SecurityGroupIds": []})  # empty is fine
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as exc:
+        client.update_function_configuration(
+            FunctionName=fname, SnapStart={"ApplyOn": "PublishedVersions"}
+        )
+    assert "SnapStart" in str(exc.value)
+
+
 def test_create_duplicate_conflicts(client: Any, fname: str) -> None:
     create(client, fname)
     with pytest.raises(client.exceptions.ResourceConflictException) as exc:

@@ -93,6 +93,23 @@ def _config_changes(p: Params) -> ConfigChanges:
     )
 
 
+def _refuse_unsupported(p: Params) -> None:
+    """Settings brazier cannot honour are refused, not stored and ignored."""
+    vpc = p.get("VpcConfig") or {}
+    unsupported = {
+        "VpcConfig": bool(vpc.get("SubnetIds") or vpc.get("SecurityGroupIds")),
+        "FileSystemConfigs": bool(p.get("FileSystemConfigs")),
+        "CodeSigningConfigArn": bool(p.get("CodeSigningConfigArn")),
+        "ImageConfig": bool(p.get("ImageConfig")),
+        "SnapStart": (p.get("SnapStart") or {}).get("ApplyOn", "None") != "None",
+    }
+    names = [name for name, used in unsupported.items() if used]
+    if names:
+        raise InvalidParameterValueException(
+            f"Brazier does not support {', '.join(names)} (yet); remove it from the request."
+        )
+
+
 def _zip(code: Mapping[str, Any]) -> bytes | None:
     if "S3Bucket" in code or "S3Key" in code or "ImageUri" in code:
         raise InvalidParameterValueException(
@@ -104,6 +121,7 @@ def _zip(code: Mapping[str, Any]) -> bytes | None:
 
 @operation
 async def create_function(s: Services, c: Caller, p: Params) -> Result:
+    _refuse_unsupported(p)
     fv = await s.functions.create(
         c,
         CreateFunction(
@@ -163,6 +181,7 @@ async def list_functions(s: Services, c: Caller, p: Params) -> Result:
 
 @operation
 async def update_function_configuration(s: Services, c: Caller, p: Params) -> Result:
+    _refuse_unsupported(p)
     fv = await s.functions.update_configuration(
         c,
         UpdateFunctionConfiguration(
