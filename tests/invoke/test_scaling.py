@@ -130,3 +130,18 @@ def test_brazier_logs_and_invoke_cli(client: Any, deploy: Deploy, server: Any) -
 def test_many_functions_one_server(client: Any, deploy: Deploy, n: int) -> None:
     names = [deploy({"app.py": f"def handler(e, c):\n    return {i}\n"}) for i in range(8)]
     assert [call(client, name, {})[1] for name in names] == list(range(8))
+
+
+def test_deleting_a_function_stops_its_environments(
+    client: Any, deploy: Deploy, server: Any
+) -> None:
+    name = deploy({"app.py": "import os\ndef handler(e, c):\n    return os.getpid()\n"})
+    before = set((server.data_dir / "tmp").iterdir())
+    call(client, name, {})
+    mine = set((server.data_dir / "tmp").iterdir()) - before
+    assert len(mine) == 1  # this function's environment keeps its /tmp here
+    client.delete_function(FunctionName=name)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(p.exists() for p in mine):
+        time.sleep(0.05)
+    assert not any(p.exists() for p in mine)  # closed at once, not after the idle TTL

@@ -363,6 +363,7 @@ class InvokeService:
                 continue
             seen = self.store.generation
             try:
+                await self._retire_deleted()
                 await self.reconcile_provisioned()
             except Exception:
                 log.exception("provisioning environments failed; retrying")
@@ -420,7 +421,16 @@ class InvokeService:
             self._revisions[key] = spec.revision_key
             if known is not None:
                 for worker in self.scheduler.workers:
-                    await worker.retire(spec)
+                    await worker.retire(key, spec.revision_key)
+
+    async def _retire_deleted(self) -> None:
+        """Stop the environments of function versions that no longer exist (deleted)."""
+        for key in list(self._revisions):
+            account, region, name, version = key
+            if await self.store.get_version(account, region, name, version) is None:
+                del self._revisions[key]
+                for worker in self.scheduler.workers:
+                    await worker.retire(key, None)
 
     @staticmethod
     def _reply(result: InvokeResult, *, tail: bool) -> InvokeReply:

@@ -26,9 +26,10 @@ class WorkerClient(Protocol):
         returns how many are ready. Idempotent."""
         ...
 
-    async def retire(self, spec: FunctionSpec) -> None:
-        """Stop every environment of functions with the spec's account/region/name (they were
-        updated or deleted). Idempotent."""
+    async def retire(self, version: tuple[str, str, str, str], keep: str | None) -> None:
+        """Stop the environments of one function version (account, region, name, version) whose
+        revision is not ``keep`` (None: all of them, e.g. the version was deleted). Busy ones
+        finish their invocation first. Idempotent."""
         ...
 
     def statistics(self) -> WorkerStatistics:

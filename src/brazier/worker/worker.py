@@ -148,9 +148,10 @@ class LocalWorker:
             self._pools.pop(spec.key, None)
         return pool.ready_count
 
-    async def retire(self, spec: FunctionSpec) -> None:
-        """Close every environment of this function except those of ``spec``'s revision."""
-        stale = [k for k in self._pools if k[:4] == spec.key[:4] and k[4] != spec.key[4]]
+    async def retire(self, version: tuple[str, str, str, str], keep: str | None) -> None:
+        """Close the environments of a function version that run another revision than
+        ``keep`` (all of them when ``keep`` is None)."""
+        stale = [k for k in self._pools if k[:4] == version and k[4] != keep]
         envs = [e for key in stale for e in self._pools.pop(key).retire()]
         await asyncio.gather(*(e.aclose() for e in envs), return_exceptions=True)
 
