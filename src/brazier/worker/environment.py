@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from brazier.model.errors import InvalidStateTransition
 from brazier.model.invocation import FunctionSpec, InvokeRequest, InvokeResult, LogSink, Outcome
@@ -161,9 +161,10 @@ class Environment:
         asyncio.get_running_loop().add_reader(sandbox.output_fd, self._on_output)
         self._exited = asyncio.ensure_future(self._watch_exit(sandbox))
         self._stack = AsyncExitStack()
-        self._session = await self._stack.enter_async_context(
+        session = self._session = await self._stack.enter_async_context(
             open_runtime_session(sandbox.listener, max_payload_size=MAX_PAYLOAD)
         )
+        self._exited.add_done_callback(lambda _: session.abort("the runtime exited"))
         try:
             outcome = await self._race(self._session.wait_init(), self._init_timeout)
         except TimeoutError:
@@ -216,21 +217,18 @@ class Environment:
             self._log.feed(data)
 
     async def _race(self, aw: Awaitable[_T], within: float) -> _T:
-        """Await ``aw`` unless the runtime dies first (``_Died``) or time runs out."""
-        assert self._exited is not None
-        task = asyncio.ensure_future(aw)
-        waiters: set[asyncio.Future[Any]] = {task, self._exited}
-        done, _ = await asyncio.wait(
-            waiters, timeout=max(within, 0.0), return_when=asyncio.FIRST_COMPLETED
-        )
-        if task in done:
-            return task.result()
-        task.cancel()
-        with suppress(asyncio.CancelledError, SessionAborted):
-            await task
-        if self._exited in done:
-            raise _Died
-        raise TimeoutError
+        """Await a session call unless the runtime dies first (``_Died``) or time runs out.
+
+        The runtime's exit aborts the session (a callback set in ``_start``), which fails the
+        call with SessionAborted; so this needs no task or ``asyncio.wait`` of its own, which
+        matters on the warm path."""
+        try:
+            async with asyncio.timeout(max(within, 0.0)):
+                return await aw
+        except SessionAborted:
+            if self._exited is not None and self._exited.done():
+                raise _Died from None
+            raise
 
     def _exit_reason(self) -> tuple[str, str]:
         """Lambda's error type and message for a runtime that exited (reference §1.5)."""
