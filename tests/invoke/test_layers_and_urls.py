@@ -231,6 +231,9 @@ def test_url_config_api(client: Any, deploy: Deploy) -> None:
     assert got["FunctionUrl"] == created["FunctionUrl"]
     listed = client.list_function_url_configs(FunctionName=name)["FunctionUrlConfigs"]
     assert [u["FunctionUrl"] for u in listed] == [created["FunctionUrl"]]
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as exc:
+        client.update_function_url_config(FunctionName=name, InvokeMode="RESPONSE_STREAM")
+    assert "RESPONSE_STREAM" in str(exc.value)
     client.delete_function_url_config(FunctionName=name)
     with pytest.raises(client.exceptions.ResourceNotFoundException) as exc:
         client.get_function_url_config(FunctionName=name)

@@ -95,6 +95,9 @@ def _run_b(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
             code = 0
             return
         spec = json.loads(data)
+        if spec.get("t") == "prestart":
+            code = _prestarted(ctl, spec)
+            return
         _build_fs(spec, tree_fds)
         _drop_privileges(spec)
         code = _become_runtime(ctl, spec)
@@ -121,16 +124,12 @@ def _ro_bind(src: str, dst: str, ro: bool) -> None:
     L.mount(None, dst, None, flags, None)
 
 
-def _build_fs(spec: dict[str, Any], tree_fds: list[Any]) -> None:
-    root = spec["root"]
-    # SAFETY: private mount ns of B; stop propagation to and from the host before any mount.
-    L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE, None)
-    L.mount(root, root, None, L.MS_BIND, None)  # a mount point, as pivot_root needs
-    for src, dst, ro in spec["binds"]:
-        _ro_bind(src, root + dst, ro)
+def _attach_trees(root: str, spec: dict[str, Any], tree_fds: list[Any]) -> None:
     # Spec-time directories come as detached mount trees (fds), because this mount namespace was
     # copied when the environment was pre-forked: later host mounts (a /tmp tmpfs) are not in it.
     for index, dst, ro in spec["trees"]:
+        # SAFETY: B's private mount ns (rprivate); the tree is an anonymous clone the host made
+        # of this environment's own code, layers or /tmp, attached on an empty mount point.
         L.attach_mount(tree_fds[index], root + dst)
         flags = L.MS_BIND | L.MS_REMOUNT | L.MS_NOSUID | L.MS_NODEV | (L.MS_RDONLY if ro else 0)
         L.mount(None, root + dst, None, flags, None)
@@ -138,7 +137,24 @@ def _build_fs(spec: dict[str, Any], tree_fds: list[Any]) -> None:
         os.close(fd)
     if spec["tmp_size_mb"]:
         opts = "size={}m,mode=1777".format(spec["tmp_size_mb"])
+        # SAFETY: a fresh tmpfs on the sandbox's own /tmp mount point, in B's private mount ns.
         L.mount("tmpfs", root + "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, opts)  # noqa: S108
+
+
+def _build_fs(spec: dict[str, Any], tree_fds: list[Any]) -> None:
+    _build_base(spec)
+    _attach_trees(spec["root"], spec, tree_fds)
+    _pivot(spec["root"])
+
+
+def _build_base(spec: dict[str, Any]) -> None:
+    """Everything of the filesystem that does not depend on the function (no trees, no /tmp)."""
+    root = spec["root"]
+    # SAFETY: private mount ns of B; stop propagation to and from the host before any mount.
+    L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE, None)
+    L.mount(root, root, None, L.MS_BIND, None)  # a mount point, as pivot_root needs
+    for src, dst, ro in spec["binds"]:
+        _ro_bind(src, root + dst, ro)
     # SAFETY: B is PID 1 of its pid ns, so this proc shows only the sandbox's processes.
     L.mount("proc", root + "/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "hidepid=2")
     dev = root + "/dev"
@@ -152,6 +168,9 @@ def _build_fs(spec: dict[str, Any], tree_fds: list[Any]) -> None:
     os.mkdir(dev + "/shm")
     shm = "size={}m,mode=1777".format(spec["shm_mb"])
     L.mount("tmpfs", dev + "/shm", "tmpfs", L.MS_NOSUID | L.MS_NODEV, shm)
+
+
+def _pivot(root: str) -> None:
     os.chdir(root)
     # SAFETY: new root is a mount point in a private ns; the old root is stacked on "." and
     # detached at once, so no host path stays reachable.
@@ -179,6 +198,87 @@ def _drop_privileges(spec: dict[str, Any]) -> None:
         raise RuntimeError("no seccomp filter loaded in the zygote")
     L.load_seccomp(SECCOMP[0])
     os.umask(0o022)
+
+
+WAIT_FD = 3  # the pre-started runtime's end of its socket to B (see _prestarted)
+
+
+def _prestarted(ctl: socket.socket, base: dict[str, Any]) -> int:
+    """A pooled environment whose runtime (node) is started before the function is known.
+
+    B builds the function-independent filesystem and pivots into it, then forks C, which drops
+    every privilege and execs the runtime in wait mode (``_BRAZIER_WAIT_FD``): the runtime loads
+    itself, writes ``ready`` on its socket and blocks on it. B reports ``ready`` to the host and
+    waits for the spec (or C's death, which ends the environment). On the spec B attaches the
+    code, layers and /tmp trees, sends C one line ``{"env": ..., "handler": ...}``, reports
+    ``running``, drops its own privileges and stays PID 1: it reaps orphans and, when C ends,
+    sends C's wait status to the host (``{"t": "exit", "status": ...}``) and exits.
+    """
+    import select
+
+    _build_base(base)
+    _pivot(base["root"])
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # SAFETY: B is single-threaded; C only runs _exec_waiting_runtime, which ends in exec or _exit.
+    child = os.fork()
+    if child == 0:
+        _exec_waiting_runtime(base, theirs.fileno())
+    theirs.close()
+    # PID 1 ignores signals it has no handler for from inside its namespace: drop Python's
+    # SIGINT handler so that nothing in the sandbox can make B raise KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    got = b""
+    while not got.endswith(b"\n"):
+        chunk = mine.recv(64)
+        if not chunk:
+            _report(ctl, "Sandbox.Failure", "the runtime exited before it was ready")
+            return 1
+        got += chunk
+    _send(ctl, {"t": "ready"})
+    while True:
+        ready, _, _ = select.select([ctl.fileno(), mine.fileno()], [], [])
+        if mine.fileno() in ready:  # C died (or spoke out of turn) while pooled
+            return 1
+        if ctl.fileno() in ready:
+            break
+    data, tree_fds, _, _ = socket.recv_fds(ctl, 1 << 20, 8)
+    if not data:  # the host discarded this pooled environment
+        return 0
+    spec = json.loads(data)
+    _attach_trees("", spec, tree_fds)
+    # B keeps nothing privileged to do: drop everything before the function's code can run.
+    _drop_privileges(base)
+    go = {"env": spec["env"], "handler": spec["handler"], "cwd": "/var/task"}
+    mine.sendall((json.dumps(go) + "\n").encode())
+    mine.close()
+    _send(ctl, {"t": "running"})
+    while True:
+        pid, status = os.waitpid(-1, 0)  # every orphan of the sandbox is ours to reap
+        if pid == child:
+            break
+    with contextlib.suppress(OSError):
+        _send(ctl, {"t": "exit", "status": status})
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _exec_waiting_runtime(base: dict[str, Any], sock_fd: int) -> None:
+    """C: never returns."""
+    try:
+        os.dup2(sock_fd, WAIT_FD)  # over B's control socket (close-on-exec anyway)
+        _drop_privileges(base)
+        os.chdir("/")  # /var/task is still an empty mount point: nothing to look at before go
+        ex = base["exec"]
+        env = dict(base["env"])
+        env["_BRAZIER_WAIT_FD"] = str(WAIT_FD)
+        os.execve(ex["path"], [ex["path"], *ex["args"]], env)  # noqa: S606 - the runtime
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.write(2, ("runtime start failed: " + traceback.format_exc(limit=3)).encode())
+    finally:
+        # SAFETY: C is a fork of B; _exit skips B's inherited finalizers and flushes nothing.
+        os._exit(127)
 
 
 SECCOMP: list[Any] = [b""]  # set by the zygote at start-up from the host-built BPF file

@@ -2,6 +2,11 @@
 //
 // Launched as `node /var/runtime/node_runtime.mjs` with cwd /var/task and the Lambda environment
 // (AWS_LAMBDA_RUNTIME_API, _HANDLER, LAMBDA_TASK_ROOT, AWS_LAMBDA_FUNCTION_*, AWS_LAMBDA_LOG_*).
+// Or pre-started, before the function is known, with _BRAZIER_WAIT_FD=<fd> (a socket to the
+// sandbox's PID 1): then it loads itself, writes `ready\n` there and blocks until one line
+// {"env": {...}, "handler": "...", "cwd": "/var/task"} arrives, takes that environment and cwd
+// (default /var/task), and goes on
+// as above. Nothing reads the environment or touches /var/task before that line.
 // What a handler can observe is modelled on aws-lambda-ric (the RIC of the managed nodejs
 // runtimes): handler resolution, the context object, callback/async semantics including
 // callbackWaitsForEmptyEventLoop, the error payload {errorType, errorMessage, trace}, the console
@@ -19,7 +24,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import util from 'node:util';
 
-const API = process.env.AWS_LAMBDA_RUNTIME_API ?? '';
+let API = '';
 const NEXT_PATH = '/2018-06-01/runtime/invocation/next';
 const INVOKE_PREFIX = '/2018-06-01/runtime/invocation/';
 const INIT_ERROR_PATH = '/2018-06-01/runtime/init/error';
@@ -129,7 +134,7 @@ const LEVELS = {
 };
 
 const current = { requestId: undefined, tenantId: undefined };
-const JSON_FORMAT = (process.env.AWS_LAMBDA_LOG_FORMAT ?? '').toUpperCase() === 'JSON';
+let JSON_FORMAT = false;
 
 function jsonErrorReplacer(_k, value) {
   if (value instanceof Error) {
@@ -223,8 +228,9 @@ function logError(label, err) {
 // The Runtime API client: node:http on one keep-alive socket
 // ------------------------------------------------------------------------------------------------
 
-const [apiHost, apiPortText] = API.split(':');
-const apiPort = Number(apiPortText);
+let apiHost = '';
+let apiPortText = '';
+let apiPort = NaN;
 // Idle keep-alive sockets are unref'd by the agent, so they never hold the event loop open (the
 // callbackWaitsForEmptyEventLoop semantics rely on the loop draining).
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -428,13 +434,51 @@ async function loadHandler(appRoot, fullHandler) {
 // The invoke loop
 // ------------------------------------------------------------------------------------------------
 
-const ENV_CONTEXT = {
-  functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
-  functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
-  memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
-  logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
-  logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
-};
+let ENV_CONTEXT = {};
+
+/** Everything taken from the environment, read once it is the function's. */
+function configure() {
+  API = process.env.AWS_LAMBDA_RUNTIME_API ?? '';
+  [apiHost, apiPortText] = API.split(':');
+  apiPort = Number(apiPortText);
+  JSON_FORMAT = (process.env.AWS_LAMBDA_LOG_FORMAT ?? '').toUpperCase() === 'JSON';
+  ENV_CONTEXT = {
+    functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+    memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+    logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
+    logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
+  };
+}
+
+/**
+ * Pre-started mode: say `ready` on the wait fd, block for the go line, then become the
+ * function's runtime process: its environment (NODE_PATH included: the CommonJS loader's global
+ * paths are recomputed), its handler and cwd /var/task.
+ */
+function awaitGo(fd) {
+  fs.writeSync(fd, 'ready\n');
+  const buf = Buffer.alloc(65536);
+  const chunks = [];
+  for (;;) {
+    let n;
+    try {
+      n = fs.readSync(fd, buf, 0, buf.length, null);
+    } catch (e) {
+      if (e.code === 'EAGAIN' || e.code === 'EINTR') continue;
+      throw e;
+    }
+    if (n === 0) process.exit(1); // PID 1 went away: nothing to run
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+    if (buf[n - 1] === 0x0a) break;
+  }
+  fs.closeSync(fd);
+  const go = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  for (const [key, value] of Object.entries(go.env)) process.env[key] = value;
+  process.chdir(go.cwd ?? '/var/task');
+  moduleApi._initPaths();
+}
 
 let beforeExit = () => {};
 let errorCallbacks = {
@@ -578,6 +622,9 @@ function scheduleNext() {
 }
 
 async function main() {
+  const waitFd = process.env._BRAZIER_WAIT_FD;
+  if (waitFd !== undefined) awaitGo(Number(waitFd));
+  configure();
   patchConsole();
   if (!API || !/^\d+$/.test(apiPortText ?? '') || apiPort > 65535) {
     fatal(`AWS_LAMBDA_RUNTIME_API must be host:port, got '${API}'`);

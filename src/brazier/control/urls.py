@@ -14,7 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from brazier.model.arns import LATEST, function_arn, resolve_ref
-from brazier.model.errors import ResourceConflictException, ResourceNotFoundException
+from brazier.model.errors import (
+    InvalidParameterValueException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
 from brazier.model.functions import FUNCTION_URL, lambda_timestamp
 from brazier.model.identity import Caller
 from brazier.store.base import MetadataStore
@@ -68,9 +72,18 @@ class UrlService:
             out["Cors"] = cfg["Cors"]
         return out
 
+    @staticmethod
+    def _check(fields: Mapping[str, Any]) -> None:
+        if fields.get("InvokeMode") == "RESPONSE_STREAM":
+            raise InvalidParameterValueException(
+                "Brazier does not support InvokeMode RESPONSE_STREAM yet (response streaming"
+                " arrives with a later release); use BUFFERED."
+            )
+
     async def create(
         self, caller: Caller, function: str, qualifier: str | None, fields: Mapping[str, Any]
     ) -> dict[str, Any]:
+        self._check(fields)
         name, q = await self._target(caller, function, qualifier)
         if await self.store.get_setting(caller.account, caller.region, name, FUNCTION_URL, q):
             arn = function_arn(caller.region, caller.account, name, q or None)
@@ -106,6 +119,7 @@ class UrlService:
     async def update(
         self, caller: Caller, function: str, qualifier: str | None, fields: Mapping[str, Any]
     ) -> dict[str, Any]:
+        self._check(fields)
         name, q, cfg = await self._existing(caller, function, qualifier)
         for key in ("AuthType", "Cors", "InvokeMode"):
             if key in fields:

@@ -37,6 +37,7 @@ class Launch:
     exec_args: tuple[str, ...] = ()
     extra_prefix: Path | None = None  # e.g. node's prefix when not under /usr
     python_minor: str = ""
+    prestart: bool = False  # the runtime can be started before the function (see factory)
 
 
 def default_python_roots() -> tuple[Path, ...]:
@@ -125,5 +126,6 @@ class Discovery:
                 exec_candidates=(str(node.path),),
                 exec_args=("/var/runtime/node_runtime.mjs",),
                 extra_prefix=node.prefix,
+                prestart=True,
             )
         return Launch(runtime, exec_interpreter, "exec", ("/var/task/bootstrap", "/opt/bootstrap"))

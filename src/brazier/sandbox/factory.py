@@ -3,6 +3,14 @@
 ``start()`` takes a pre-forked environment (already in its cgroups and namespaces, PID 1 waiting
 on its control socket) from the pool of the right zygote, sets its limits and sends it the spec;
 the pool is refilled in the background by one task per zygote in the factory's TaskGroup.
+
+Node runtimes have a second pool, per (zygote, node binary), of *pre-started* environments: PID 1
+has built the function-independent filesystem and pivoted into it, and its child already runs
+``node node_runtime.mjs`` in wait mode, unprivileged and under seccomp. ``start()`` then only
+attaches the code, layers and /tmp trees and hands node the environment and handler (node's own
+start-up, ~65 ms, is off the critical path). A function whose environment changes how node starts
+(NODE_OPTIONS, LD_LIBRARY_PATH, locale, ...: see ``prestart_fits``), or that is too small to
+hold an idle node, and any start that finds that pool empty, take the ordinary path.
 """
 
 from __future__ import annotations
@@ -50,6 +58,41 @@ def _default_exec_interpreter() -> Interpreter:
 
 
 REFILL_DELAY_S = 0.015
+NODE_POOL_FACTOR = 2  # pre-started node environments per pool_size (each holds an idle node)
+
+# The environment a pre-started node runs with until it gets the function's: the values the worker
+# gives every node function (worker/runtime_env.py) for whatever node reads at start-up.
+PRESTART_ENV = {
+    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+    "LD_LIBRARY_PATH": (
+        "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:"
+        "/var/task/lib:/opt/lib"
+    ),
+    "LANG": "en_US.UTF-8",
+    "TZ": ":UTC",
+    "LC_CTYPE": "C.UTF-8",
+}
+# Variables node, libuv, OpenSSL, ICU or the dynamic linker read when the process starts: a
+# function may use a pre-started node only if it has the same values (or lacks them likewise).
+# NODE_PATH is exempt: the runtime recomputes the CommonJS global paths after the go message.
+_STARTUP_VARS = frozenset(
+    {"LANG", "LANGUAGE", "TZ", "GLIBC_TUNABLES", "FORCE_COLOR", "NO_COLOR", "TERM"}
+)
+_STARTUP_PREFIXES = ("NODE_", "UV_", "LC_", "LD_", "OPENSSL_", "SSL_CERT_", "MALLOC_")
+PRESTART_MIN_MB = 256  # memory + ephemeral: an idle node is already charged ~40 MB
+
+
+def prestart_fits(spec: SandboxSpec, env: dict[str, str]) -> bool:
+    """Whether this function can take a pre-started node (see the module docstring)."""
+    if spec.memory_mb + spec.ephemeral_mb < PRESTART_MIN_MB:
+        return False
+    if "_BRAZIER_WAIT_FD" in env:
+        return False
+    for key in {*env, *PRESTART_ENV}:
+        startup = key in _STARTUP_VARS or key.startswith(_STARTUP_PREFIXES)
+        if startup and key != "NODE_PATH" and env.get(key) != PRESTART_ENV.get(key):
+            return False
+    return True
 
 
 class LinuxSandboxFactory:
@@ -64,8 +107,12 @@ class LinuxSandboxFactory:
         init_dir: Path | None = None,
         state_dir: Path | None = None,
         shm_mb: int = 16,
+        node_pool_size: int | None = None,
     ) -> None:
         self._pool_size = pool_size
+        self._node_pool_size = (
+            NODE_POOL_FACTOR * pool_size if node_pool_size is None else node_pool_size
+        )
         self._discovery = Discovery(python_roots or default_python_roots())
         self._exec = (
             interpreter_at(exec_interpreter) if exec_interpreter else _default_exec_interpreter()
@@ -83,6 +130,8 @@ class LinuxSandboxFactory:
         self._pools: dict[Path, collections.deque[LinuxSandbox]] = {}
         self._wakeups: dict[Path, asyncio.Event] = {}
         self._refills: list[asyncio.Task[None]] = []
+        self._node_pools: dict[tuple[Path, str], collections.deque[LinuxSandbox]] = {}
+        self._node_wakeups: dict[tuple[Path, str], asyncio.Event] = {}
         self._live: dict[str, LinuxSandbox] = {}
         self._started = self._from_pool = 0
         self._tg: asyncio.TaskGroup | None = None
@@ -113,7 +162,7 @@ class LinuxSandboxFactory:
 
     def statistics(self) -> FactoryStatistics:
         running = sum(1 for s in self._live.values() if s.state != "dead")
-        pooled = sum(len(p) for p in self._pools.values())
+        pooled = sum(len(p) for p in [*self._pools.values(), *self._node_pools.values()])
         return FactoryStatistics(
             len(self._zygotes), pooled, running, self._started, self._from_pool
         )
@@ -125,7 +174,8 @@ class LinuxSandboxFactory:
         for runtime in runtimes:
             try:
                 launch = self._discovery.launch(runtime, self._exec)
-                await self._zygote(launch.zygote)
+                zyg = await self._zygote(launch.zygote)
+                self._node_pool(zyg, launch)
             except (RuntimeUnavailable, SandboxUnavailable):
                 continue
             started.append(runtime)
@@ -136,6 +186,12 @@ class LinuxSandboxFactory:
             raise SandboxUnavailable("the sandbox factory is closed")
         launch = self._discovery.launch(spec.runtime, self._exec)
         zyg = await self._zygote(launch.zygote)
+        env = spec.runtime_env()
+        sbx = None
+        if launch.prestart and prestart_fits(spec, env):
+            sbx = await self._take_prestarted(zyg, launch)
+        if sbx is not None:
+            return await self._start_prestarted(sbx, spec, env)
         sbx, pooled = await self._take(zyg)
         self._live = {k: v for k, v in self._live.items() if v.state != "dead"}
         self._live[sbx.sandbox_id] = sbx
@@ -158,14 +214,46 @@ class LinuxSandboxFactory:
         self._from_pool += pooled
         return sbx
 
-    def _plan(
-        self, spec: SandboxSpec, launch: Launch, zyg: Zygote, fds: list[int]
-    ) -> dict[str, Any]:
+    async def _start_prestarted(
+        self, sbx: LinuxSandbox, spec: SandboxSpec, env: dict[str, str]
+    ) -> LinuxSandbox:
+        self._live = {k: v for k, v in self._live.items() if v.state != "dead"}
+        self._live[sbx.sandbox_id] = sbx
+        try:
+            if not spec.code_dir.is_dir():
+                raise SandboxStartError("Sandbox.Failure", f"code dir {spec.code_dir} is missing")
+            sbx.cgroup.set_limits(spec.memory_mb, spec.ephemeral_mb)
+            trees: list[int] = []
+            try:
+                plan = {
+                    "t": "spec",
+                    "trees": self._trees(spec, trees),
+                    "tmp_size_mb": 0 if spec.tmp_dir else spec.ephemeral_mb,
+                    "env": env,
+                    "handler": spec.handler,
+                }
+                async with asyncio.timeout(START_TIMEOUT):
+                    await sbx.launch(plan, trees)
+            finally:
+                for fd in trees:
+                    os.close(fd)
+        except BaseException:
+            await sbx.kill()
+            raise
+        self._started += 1
+        self._from_pool += 1
+        return sbx
+
+    def _binds_for(self, launch: Launch, zyg: Zygote) -> list[tuple[str, str, bool]]:
         binds = list(self._binds)
         for prefix in (zyg.interpreter.prefix, launch.extra_prefix):
             if prefix is not None:
                 binds.append((str(prefix), add_mount_point(self._root, prefix), True))
         binds.append((str(self._init_dir), "/var/runtime", True))
+        return binds
+
+    def _trees(self, spec: SandboxSpec, fds: list[int]) -> list[tuple[int, str, bool]]:
+        """Detached mount trees of the code, layers and /tmp (fds appended to ``fds``)."""
         trees: list[tuple[int, str, bool]] = []
 
         def tree(path: Path, dst: str, ro: bool) -> None:
@@ -181,6 +269,13 @@ class LinuxSandboxFactory:
         if spec.tmp_dir is not None:
             prepare_tmp(spec.tmp_dir, spec.ephemeral_mb)
             tree(spec.tmp_dir, "/tmp", False)  # noqa: S108 - the sandbox's own /tmp
+        return trees
+
+    def _plan(
+        self, spec: SandboxSpec, launch: Launch, zyg: Zygote, fds: list[int]
+    ) -> dict[str, Any]:
+        binds = self._binds_for(launch, zyg)
+        trees = self._trees(spec, fds)
         env = spec.runtime_env()
         minor = launch.python_minor
         extra = [p for p in env.get("PYTHONPATH", "").split(":") if p]
@@ -219,6 +314,69 @@ class LinuxSandboxFactory:
                 self._wakeups[interp.path] = asyncio.Event()
                 self._refills.append(self._tg.create_task(self._refill(zyg)))
             return zyg
+
+    def _node_pool(self, zyg: Zygote, launch: Launch) -> tuple[Path, str] | None:
+        """The key of the pre-started pool for this runtime, created (with its refill task) on
+        first use; None when the runtime cannot be pre-started."""
+        if not launch.prestart or self._node_pool_size <= 0 or self._tg is None:
+            return None
+        key = (zyg.interpreter.path, launch.exec_candidates[0])
+        if key not in self._node_pools:
+            self._node_pools[key] = collections.deque()
+            self._node_wakeups[key] = asyncio.Event()
+            self._refills.append(self._tg.create_task(self._refill_prestarted(zyg, launch, key)))
+        return key
+
+    async def _take_prestarted(self, zyg: Zygote, launch: Launch) -> LinuxSandbox | None:
+        key = self._node_pool(zyg, launch)
+        if key is None:
+            return None
+        pool = self._node_pools[key]
+        try:
+            while pool:
+                sbx = pool.popleft()
+                if sbx.alive():
+                    return sbx
+                await sbx.kill()
+            return None
+        finally:
+            self._node_wakeups[key].set()
+
+    async def _prestart(self, zyg: Zygote, launch: Launch) -> LinuxSandbox:
+        sbx = await self._prefork(zyg)
+        plan = {
+            "t": "prestart",
+            "root": str(self._root),
+            "binds": self._binds_for(launch, zyg),
+            "shm_mb": self._shm_mb,
+            "exec": {"path": launch.exec_candidates[0], "args": list(launch.exec_args)},
+            "env": PRESTART_ENV,
+            "uid": SANDBOX_UID,
+            "gid": SANDBOX_GID,
+            "nofile": 1024,
+        }
+        try:
+            async with asyncio.timeout(START_TIMEOUT):
+                await sbx.prestart(plan)
+        except BaseException:
+            await sbx.kill()
+            raise
+        return sbx
+
+    async def _refill_prestarted(self, zyg: Zygote, launch: Launch, key: tuple[Path, str]) -> None:
+        pool, wake = self._node_pools[key], self._node_wakeups[key]
+        while not self._closed:
+            await asyncio.sleep(REFILL_DELAY_S)
+            while len(pool) < self._node_pool_size and not self._closed:
+                try:
+                    pool.append(await self._prestart(zyg, launch))
+                except SandboxUnavailable:
+                    return
+                except Exception:  # never let a refill failure cancel the owner's TaskGroup
+                    _log.exception("pre-starting a sandbox failed; retrying in 1 s")
+                    await asyncio.sleep(1.0)
+            wake.clear()
+            await wake.wait()
 
     async def _take(self, zyg: Zygote) -> tuple[LinuxSandbox, bool]:
         pool = self._pools[zyg.interpreter.path]
@@ -287,12 +445,14 @@ class LinuxSandboxFactory:
         if self._tg is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tg.__aexit__(None, None, None)
-        sandboxes = [*self._live.values(), *(s for p in self._pools.values() for s in p)]
+        pools = [*self._pools.values(), *self._node_pools.values()]
+        sandboxes = [*self._live.values(), *(s for p in pools for s in p)]
         await asyncio.gather(*(s.kill() for s in sandboxes), return_exceptions=True)
         for zyg in self._zygotes.values():
             await zyg.close()
         self._zygotes.clear()
         self._pools.clear()
+        self._node_pools.clear()
         self._tree.remove()
         if self._own_state and self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
@@ -323,6 +483,7 @@ async def open_sandbox_factory(
     exec_interpreter: Path | None = None,
     init_dir: Path | None = None,
     state_dir: Path | None = None,
+    node_pool_size: int | None = None,
 ) -> AsyncIterator[LinuxSandboxFactory]:
     """Open a factory for the lifetime of the block; every sandbox is killed when it ends."""
     factory = LinuxSandboxFactory(
@@ -331,6 +492,7 @@ async def open_sandbox_factory(
         exec_interpreter=exec_interpreter,
         init_dir=init_dir,
         state_dir=state_dir,
+        node_pool_size=node_pool_size,
     )
     async with factory:
         yield factory

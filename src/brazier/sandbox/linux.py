@@ -2,6 +2,9 @@
 
 Life: ``forked`` (PID 1 exists in its namespaces and cgroups and waits for a spec; this is what the
 pool holds) -> ``running`` (PID 1 became the runtime) -> ``dead`` (kill() done, cgroups removed).
+A pre-started environment (node) goes ``forked`` -> ``ready`` (its runtime process, PID 1's only
+child, is started and waits for the function) -> ``running``; PID 1 stays a minimal init that
+reports the runtime's wait status over the control socket before it exits.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class LinuxSandbox:
         self._killed = False
         self._last_oom = 0
         self._kept_files: dict[str, KeptFile] = {}
+        self._runtime_pid = 0  # host pid of the pre-started runtime process (PID 1's child)
+        self._runtime_status: int | None = None
+        self.prestarted = False
         self.state = "forking"
 
     # -- creation (used by the factory) ---------------------------------------------------------
@@ -57,6 +63,40 @@ class LinuxSandbox:
         self._listener.setblocking(False)
         self._exit = self.zygote.exit_future(self._pid)
         self.state = "forked"
+
+    async def prestart(self, plan: dict[str, Any]) -> None:
+        """Have PID 1 build the function-independent filesystem and start the runtime process in
+        wait mode; return once it is ready for ``launch``. Raises SandboxStartError."""
+        assert self._ctl is not None
+        socket.send_fds(self._ctl, [json.dumps(plan).encode()], [])
+        msg, _ = await recv_msg(self._ctl)
+        if not msg or msg.get("t") != "ready":
+            detail = msg.get("message", "") if msg else "the environment died while pre-starting"
+            raise SandboxStartError("Sandbox.Failure", f"sandbox pre-start failed: {detail}")
+        self._runtime_pid = self._only_child_pid()
+        self.prestarted = True
+        self.state = "ready"
+
+    def _only_child_pid(self) -> int:
+        """The one process of the cgroup besides PID 1 (0 if not exactly one): read once, when
+        only PID 1 and the runtime process exist in it (the short-lived A has exited)."""
+        try:
+            with open(self.cgroup.procs_files()[0]) as f:
+                pids = [int(p) for p in f.read().split() if int(p) != self._pid]
+        except (OSError, ValueError):
+            return 0
+        return pids[0] if len(pids) == 1 else 0
+
+    def _on_exit(self, fut: asyncio.Future[int]) -> None:
+        """PID 1 of a pre-started environment sent its runtime's wait status just before it
+        exited: read it now, before anything can close the control socket."""
+        if self._ctl is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            data = self._ctl.recv(1 << 12)
+            msg = json.loads(data) if data else None
+            if isinstance(msg, dict) and msg.get("t") == "exit":
+                self._runtime_status = int(msg["status"])
 
     def alive(self) -> bool:
         return self._exit is not None and not self._exit.done() and not self._killed
@@ -81,8 +121,11 @@ class LinuxSandbox:
                 execing = True
             elif msg["t"] == "error":
                 raise SandboxStartError(msg["code"], msg["message"])
-        self._ctl.close()
-        self._ctl = None
+        if self.prestarted and self._exit is not None:
+            self._exit.add_done_callback(self._on_exit)  # the ctl socket stays open for it
+        else:
+            self._ctl.close()
+            self._ctl = None
         self.state = "running"
 
     # -- base.Sandbox ----------------------------------------------------------------------------
@@ -94,6 +137,11 @@ class LinuxSandbox:
     @property
     def pid(self) -> int:
         return self._pid
+
+    @property
+    def runtime_pid(self) -> int:
+        """Host pid of the runtime process: PID 1, or its child in a pre-started environment."""
+        return self._runtime_pid or self._pid
 
     @property
     def listener(self) -> socket.socket:
@@ -123,6 +171,8 @@ class LinuxSandbox:
     async def wait(self) -> ExitStatus:
         assert self._exit is not None
         status = await asyncio.shield(self._exit)
+        if self._runtime_status is not None:
+            return ExitStatus.from_wait_status(self._runtime_status)
         if status == UNKNOWN_STATUS:
             return ExitStatus(None, None)
         return ExitStatus.from_wait_status(status)
@@ -146,7 +196,7 @@ class LinuxSandbox:
             return 0
         hwm = 0
         if self.alive():
-            status = self._kept(f"/proc/{self._pid}/status", os.O_RDONLY).read()
+            status = self._kept(f"/proc/{self.runtime_pid}/status", os.O_RDONLY).read()
             hwm = field_kb(status, b"VmHWM") * 1024
         return max(self.cgroup.memory_peak(at_least=hwm), hwm)
 
@@ -156,7 +206,7 @@ class LinuxSandbox:
         self.cgroup.reset_memory_peak()
         if self.alive():
             # SAFETY: "5" to clear_refs resets only the peak RSS (VmHWM) of our own sandbox pid.
-            self._kept(f"/proc/{self._pid}/clear_refs", os.O_WRONLY).write(b"5")
+            self._kept(f"/proc/{self.runtime_pid}/clear_refs", os.O_WRONLY).write(b"5")
 
     def oom_killed(self) -> bool:
         if not self.cgroup.removed:
