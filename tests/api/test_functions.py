@@ -162,6 +162,9 @@ def test_unsupported_settings_are_refused_not_ignored(client: Any, fname: str) -
     with pytest.raises(client.exceptions.InvalidParameterValueException) as exc:
         create(client, fname, VpcConfig={"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]})
     assert "VpcConfig" in str(exc.value)
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as exc:
+        create(client, fname, Architectures=["arm64"])  # this host runs x86_64 natively
+    assert "cannot run here" in str(exc.value)
     create(client, fname, VpcConfig={"SubnetIds": [], "SecurityGroupIds": []})  # empty is fine
     with pytest.raises(client.exceptions.InvalidParameterValueException) as exc:
         client.update_function_configuration(

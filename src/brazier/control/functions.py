@@ -163,6 +163,8 @@ class FunctionService:
             rules.check_runtime(ch.runtime)
         if ch.environment is not None:
             rules.check_environment(ch.environment)
+        if ch.architectures is not None:
+            rules.check_architectures(ch.architectures)
         logging_cfg = base.logging
         if ch.logging is not None:
             lg = ch.logging
@@ -369,6 +371,7 @@ class FunctionService:
         code = await self._ingest(cmd.zip_file)
         config = await self._with_layers(caller, replace(fv.config, code=code), None)
         if cmd.architectures is not None:
+            rules.check_architectures(cmd.architectures)
             config = replace(config, architectures=cmd.architectures)
         if cmd.dry_run:
             return replace(fv, config=config)

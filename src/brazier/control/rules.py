@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from collections.abc import Mapping
 
 from brazier.model import runtimes
@@ -60,6 +61,24 @@ def check_runtime(runtime: str) -> None:
         raise InvalidParameterValueException(
             f"The runtime parameter of {runtime} is not supported by this Lambda endpoint"
             f" (brazier). Supported runtimes: {supported}."
+        )
+
+
+HOST_ARCHITECTURE = {
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+}.get(platform.machine().lower(), platform.machine().lower())
+
+
+def check_architectures(architectures: tuple[str, ...]) -> None:
+    """Functions run natively: an architecture this host lacks is refused, not ignored."""
+    foreign = [a for a in architectures if a != HOST_ARCHITECTURE]
+    if foreign:
+        raise InvalidParameterValueException(
+            f"This brazier host runs {HOST_ARCHITECTURE} functions; Architectures"
+            f" {foreign} cannot run here."
         )
 
 
