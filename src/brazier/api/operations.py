@@ -102,6 +102,7 @@ def _refuse_unsupported(p: Params) -> None:
         "CodeSigningConfigArn": bool(p.get("CodeSigningConfigArn")),
         "ImageConfig": bool(p.get("ImageConfig")),
         "SnapStart": (p.get("SnapStart") or {}).get("ApplyOn", "None") != "None",
+        "KMSKeyArn": bool(p.get("KMSKeyArn")),
     }
     names = [name for name, used in unsupported.items() if used]
     if names:
