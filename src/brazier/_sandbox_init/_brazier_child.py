@@ -11,6 +11,9 @@ Control socket messages (JSON over SOCK_SEQPACKET), B -> host:
   {"t": "exec", "path": ...} followed by EOF when execve succeeded (the fd is close-on-exec),
   {"t": "error", "code": "Runtime.InvalidEntrypoint" | "Sandbox.Failure", "message": ...}.
 On an error B also writes the message to its output pipe and exits with 127 (no entrypoint) or 1.
+A pre-started (node) environment gets {"t": "prestart", ...} first and answers {"t": "ready"};
+its spec then yields {"t": "running"}, and {"t": "exit", "status": ...} when the runtime ends
+(see ``_prestarted``).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def _default_exec_interpreter() -> Interpreter:
 
 
 REFILL_DELAY_S = 0.015
-NODE_POOL_FACTOR = 2  # pre-started node environments per pool_size (each holds an idle node)
+NODE_POOL_FACTOR = 4  # pre-started node environments per pool_size (each holds an idle node)
 
 # The environment a pre-started node runs with until it gets the function's: the values the worker
 # gives every node function (worker/runtime_env.py) for whatever node reads at start-up.

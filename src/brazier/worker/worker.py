@@ -7,6 +7,7 @@ the control plane).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +22,7 @@ from brazier.model.invocation import (
     LogSink,
     WorkerStatistics,
 )
-from brazier.sandbox import RuntimeUnavailable, SandboxFactory, SandboxUnavailable
+from brazier.sandbox import RuntimeUnavailable, SandboxFactory, SandboxUnavailable, release_tmp
 from brazier.worker.environment import Environment
 from brazier.worker.pool import EnvironmentPool
 
@@ -60,6 +61,10 @@ class LocalWorker:
     async def running(self) -> AsyncIterator[LocalWorker]:
         """Own the background work (settling environments, reaping); close everything on exit."""
         self._tmp_root.mkdir(parents=True, exist_ok=True)
+        # /tmp mounts of environments a killed server left behind (kill -9): unmount them.
+        for stale in list(self._tmp_root.iterdir()):
+            with contextlib.suppress(OSError):
+                release_tmp(stale)
         async with self._open_factory() as factory, asyncio.TaskGroup() as tg:
             self._factory = factory
             self._tasks = tg
