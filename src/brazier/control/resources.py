@@ -25,7 +25,6 @@ MAX_TAGS = 50
 TOTAL_CODE_SIZE = 80_530_636_800
 CODE_SIZE_UNZIPPED = 262_144_000
 CODE_SIZE_ZIPPED = 52_428_800
-UNRESERVED_MINIMUM = 100
 
 _SERVICE_PRINCIPAL = re.compile(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$|^[a-z0-9.-]+\.amazon\.com$")
 _ACCOUNT = re.compile(r"^\d{12}$")

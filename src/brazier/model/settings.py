@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -41,7 +41,6 @@ class Settings:
     prewarm_runtimes: tuple[str, ...] | None = None
     # Public URL the server is reached at, for Code.Location; derived from host/port if unset.
     public_url: str | None = None
-    runtimes_dir: Path | None = field(default=None)
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
