@@ -19,6 +19,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from brazier.invoke.limits import AccountConcurrency
+from brazier.invoke.provisioning import ProvisionedEnvironments
 from brazier.model.aliases import Alias
 from brazier.model.arns import LATEST, function_arn, resolve_ref
 from brazier.model.errors import (
@@ -27,7 +29,6 @@ from brazier.model.errors import (
     RequestEntityTooLargeException,
     ResourceConflictException,
     ResourceNotFoundException,
-    TooManyRequestsException,
 )
 from brazier.model.functions import (
     PROVISIONED_CONCURRENCY,
@@ -99,47 +100,6 @@ class _Target:
         return self.others.get(version, self.primary)
 
 
-class _Concurrency:
-    """Concurrent executions: a function's reservation, else the account's unreserved pool.
-
-    Refuses past the limit at once, as Lambda does (no queueing)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_use: dict[tuple[str, str, str], int] = {}  # per reserved function
-        self.unreserved_in_use: dict[str, int] = {}  # per account
-
-    @asynccontextmanager
-    async def lease(
-        self, account: str, function: tuple[str, str], reservations: Mapping[tuple[str, str], int]
-    ) -> AsyncIterator[None]:
-        reserved = reservations.get(function)
-        if reserved is not None:
-            key = (account, *function)
-            used = self.in_use.get(key, 0)
-            if used >= reserved:
-                raise TooManyRequestsException(
-                    "Rate Exceeded.", reason="ReservedFunctionConcurrentInvocationLimitExceeded"
-                )
-            self.in_use[key] = used + 1
-            try:
-                yield
-            finally:
-                self.in_use[key] -= 1
-            return
-        pool = self.limit - sum(reservations.values())
-        used = self.unreserved_in_use.get(account, 0)
-        if used >= pool:
-            raise TooManyRequestsException(
-                "Rate Exceeded.", reason="ConcurrentInvocationLimitExceeded"
-            )
-        self.unreserved_in_use[account] = used + 1
-        try:
-            yield
-        finally:
-            self.unreserved_in_use[account] -= 1
-
-
 class InvokeService:
     def __init__(
         self,
@@ -154,7 +114,7 @@ class InvokeService:
         self.scheduler = scheduler
         self.code_dir = code_dir
         self.opt_dir = opt_dir
-        self.concurrency = _Concurrency(account_concurrency)
+        self.concurrency = AccountConcurrency(account_concurrency)
         self._revisions: dict[tuple[str, str, str, str], str] = {}
         self._tasks: asyncio.TaskGroup | None = None
         # Resolved (version, spec) per (account, region, function, qualifier), valid while the
@@ -163,8 +123,7 @@ class InvokeService:
         self._resolved: dict[tuple[str, str, str, str | None], _Target] = {}
         self._resolved_at = -1
         self._reservations: dict[str, dict[tuple[str, str], int]] = {}
-        self._provisioned: dict[tuple[str, ...], FunctionSpec] = {}
-        self._provisioning_pending = False
+        self.provisioning = ProvisionedEnvironments(store, scheduler, self._provisioned_spec)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[InvokeService]:
@@ -355,63 +314,22 @@ class InvokeService:
             # event is logged, never lost silently.
             log.exception("event invocation %s of %s failed", request.request_id, request.spec.name)
 
+    async def _provisioned_spec(self, fv: FunctionVersion) -> FunctionSpec:
+        spec = self._spec(fv, await self.opt_dir(fv.config.layers))
+        return replace(spec, initialization_type=PROVISIONED)
+
     async def _reconcile_forever(self) -> None:
         seen = -1
         while True:
             await asyncio.sleep(PROVISION_INTERVAL_S)
-            if self.store.generation == seen and not self._provisioning_pending:
+            if self.store.generation == seen and not self.provisioning.pending:
                 continue
             seen = self.store.generation
             try:
                 await self._retire_deleted()
-                await self.reconcile_provisioned()
+                await self.provisioning.reconcile()
             except Exception:
                 log.exception("provisioning environments failed; retrying")
-
-    async def reconcile_provisioned(self) -> None:
-        """Bring provisioned environments in line with the stored configurations and record
-        what is ready (Status IN_PROGRESS -> READY) on each configuration."""
-        wanted: dict[tuple[str, ...], tuple[FunctionSpec, int]] = {}
-        records = []
-        for account, region, name, qualifier, cfg in await self.store.all_settings(
-            PROVISIONED_CONCURRENCY
-        ):
-            version = qualifier
-            if not qualifier.isdigit():
-                alias = await self.store.get_alias(account, region, name, qualifier)
-                if alias is None:
-                    continue
-                version = alias.version
-            fv = await self.store.get_version(account, region, name, version)
-            if fv is None or fv.lifecycle.state is not State.ACTIVE:
-                continue
-            spec = replace(
-                self._spec(fv, await self.opt_dir(fv.config.layers)),
-                initialization_type=PROVISIONED,
-            )
-            count = wanted.get(spec.key, (spec, 0))[1] + int(cfg["Requested"])
-            wanted[spec.key] = (spec, count)
-            records.append((account, region, name, qualifier, cfg, spec.key))
-        worker = self.scheduler.workers[0]
-        for key, spec in list(self._provisioned.items()):
-            if key not in wanted:
-                await worker.provision(spec, 0)
-                del self._provisioned[key]
-        ready: dict[tuple[str, ...], int] = {}
-        for key, (spec, count) in wanted.items():
-            self._provisioned[key] = spec
-            ready[key] = await worker.provision(spec, count)
-        pending = False
-        for account, region, name, qualifier, cfg, key in records:
-            available = min(ready[key], int(cfg["Requested"]))
-            status = "READY" if available >= int(cfg["Requested"]) else "IN_PROGRESS"
-            pending = pending or status != "READY"
-            if cfg.get("Available") != available or cfg.get("Status") != status:
-                new = {**cfg, "Available": available, "Allocated": available, "Status": status}
-                await self.store.put_setting(
-                    account, region, name, PROVISIONED_CONCURRENCY, new, qualifier
-                )
-        self._provisioning_pending = pending
 
     async def _retire_stale(self, spec: FunctionSpec) -> None:
         """When a function version's code or configuration changed, stop its old environments."""
