@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import zipfile
@@ -102,5 +103,8 @@ def test_relative_symlink_inside_and_exec_bit_accepted(
     from support import wait_active
 
     assert wait_active(client, fname)["State"] == "Active"
-    sha = out["CodeSha256"]
-    assert sha
+    digest = base64.b64decode(out["CodeSha256"]).hex()
+    tree = server.data_dir / "code" / "trees" / digest
+    assert (tree / "bootstrap").stat().st_mode & 0o111  # the executable bit survives
+    assert os.readlink(tree / "lib" / "current") == "../bootstrap"
+    assert (tree / "lib" / "current").resolve() == (tree / "bootstrap").resolve()
