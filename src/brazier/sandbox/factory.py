@@ -25,7 +25,7 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -193,6 +193,33 @@ class LinuxSandboxFactory:
         if sbx is not None:
             return await self._start_prestarted(sbx, spec, env)
         sbx, pooled = await self._take(zyg)
+        return await self._assign(
+            sbx, spec, lambda trees: self._plan(spec, launch, zyg, trees), pooled=pooled
+        )
+
+    async def _start_prestarted(
+        self, sbx: LinuxSandbox, spec: SandboxSpec, env: dict[str, str]
+    ) -> LinuxSandbox:
+        def plan(trees: list[int]) -> dict[str, Any]:
+            return {
+                "t": "spec",
+                "trees": self._trees(spec, trees),
+                "tmp_size_mb": 0 if spec.tmp_dir else spec.ephemeral_mb,
+                "env": env,
+                "handler": spec.handler,
+            }
+
+        return await self._assign(sbx, spec, plan, pooled=True)
+
+    async def _assign(
+        self,
+        sbx: LinuxSandbox,
+        spec: SandboxSpec,
+        make_plan: Callable[[list[int]], dict[str, Any]],
+        *,
+        pooled: bool,
+    ) -> LinuxSandbox:
+        """Give a forked sandbox its function: limits, then the plan (and mount fds) to PID 1."""
         self._live = {k: v for k, v in self._live.items() if v.state != "dead"}
         self._live[sbx.sandbox_id] = sbx
         try:
@@ -201,7 +228,7 @@ class LinuxSandboxFactory:
             sbx.cgroup.set_limits(spec.memory_mb, spec.ephemeral_mb)
             trees: list[int] = []
             try:
-                plan = self._plan(spec, launch, zyg, trees)
+                plan = make_plan(trees)
                 async with asyncio.timeout(START_TIMEOUT):
                     await sbx.launch(plan, trees)
             finally:
@@ -212,36 +239,6 @@ class LinuxSandboxFactory:
             raise
         self._started += 1
         self._from_pool += pooled
-        return sbx
-
-    async def _start_prestarted(
-        self, sbx: LinuxSandbox, spec: SandboxSpec, env: dict[str, str]
-    ) -> LinuxSandbox:
-        self._live = {k: v for k, v in self._live.items() if v.state != "dead"}
-        self._live[sbx.sandbox_id] = sbx
-        try:
-            if not spec.code_dir.is_dir():
-                raise SandboxStartError("Sandbox.Failure", f"code dir {spec.code_dir} is missing")
-            sbx.cgroup.set_limits(spec.memory_mb, spec.ephemeral_mb)
-            trees: list[int] = []
-            try:
-                plan = {
-                    "t": "spec",
-                    "trees": self._trees(spec, trees),
-                    "tmp_size_mb": 0 if spec.tmp_dir else spec.ephemeral_mb,
-                    "env": env,
-                    "handler": spec.handler,
-                }
-                async with asyncio.timeout(START_TIMEOUT):
-                    await sbx.launch(plan, trees)
-            finally:
-                for fd in trees:
-                    os.close(fd)
-        except BaseException:
-            await sbx.kill()
-            raise
-        self._started += 1
-        self._from_pool += 1
         return sbx
 
     def _binds_for(self, launch: Launch, zyg: Zygote) -> list[tuple[str, str, bool]]:
