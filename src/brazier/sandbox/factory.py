@@ -113,9 +113,7 @@ class LinuxSandboxFactory:
         node_pool_size: int | None = None,
     ) -> None:
         self._pool_size = pool_size
-        self._node_pool_size = (
-            NODE_POOL_SIZE if node_pool_size is None else node_pool_size
-        )
+        self._node_pool_size = NODE_POOL_SIZE if node_pool_size is None else node_pool_size
         self._discovery = Discovery(python_roots or default_python_roots())
         self._exec = (
             interpreter_at(exec_interpreter) if exec_interpreter else _default_exec_interpreter()
