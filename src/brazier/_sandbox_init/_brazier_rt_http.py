@@ -69,7 +69,22 @@ class _RuntimeConnection:
         raise AssertionError("unreachable")
 
     def _connect(self) -> socket.socket:
-        sock = socket.create_connection(self._addr)
+        host, port = self._addr
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            socket.inet_pton(family, host)
+        except OSError:  # a name: resolve it
+            sock = socket.create_connection(self._addr)
+        else:
+            # A numeric address (always, under brazier): connect directly. create_connection's
+            # getaddrinfo() would initialise glibc's resolver, which dirties ~650 KiB of memory
+            # that is otherwise shared with the zygote, in every environment.
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.connect((host, port))
+            except BaseException:
+                sock.close()
+                raise
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
         self._buf.clear()
