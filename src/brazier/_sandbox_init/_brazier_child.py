@@ -287,6 +287,12 @@ def _exec_waiting_runtime(base: dict[str, Any], sock_fd: int) -> None:
 SECCOMP: list[Any] = [b""]  # set by the zygote at start-up from the host-built BPF file
 
 
+def set_environ(env: dict[str, str]) -> None:
+    """Make ``env`` the whole process environment (``os.environ`` and the C ``environ``)."""
+    os.environ.clear()
+    os.environ.update(env)
+
+
 def _become_runtime(ctl: socket.socket, spec: dict[str, Any]) -> int:
     os.chdir("/var/task")
     env = dict(spec["env"])
@@ -303,14 +309,13 @@ def _become_runtime(ctl: socket.socket, spec: dict[str, Any]) -> int:
         except OSError as e:
             _report(ctl, "Runtime.InvalidEntrypoint", f"exec {path} failed: {e}")
             return 127
-    os.environ.clear()
-    os.environ.update(env)
+    set_environ(env)
+    # The zygote's path finders stay cached: they cover the interpreter's own directories, which
+    # are the same inside (bind-mounted at their host paths); new entries (/var/task, /opt/...)
+    # get fresh finders on first use. Clearing them would free objects shared with the zygote,
+    # copying ~350 KiB of its pages into every environment.
     sys.path[:] = spec["sys_path"]
-    sys.path_importer_cache.clear()
     sys.argv[:] = ["/var/runtime/bootstrap", spec["handler"]]
-    import importlib
-
-    importlib.invalidate_caches()
     try:
         import python_runtime
     except ImportError as e:

@@ -16,6 +16,7 @@ and reaped here; its wait status goes to the host. Tenant code never runs or get
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import signal
@@ -33,7 +34,7 @@ import importlib.util  # noqa: F401
 import json
 import logging  # noqa: F401
 import resource  # noqa: F401
-import traceback  # noqa: F401
+import traceback
 import urllib.error
 import urllib.parse
 import urllib.request  # noqa: F401
@@ -53,11 +54,85 @@ def _preimport_runtime() -> bool:
     return True
 
 
+def _rehearse_environ(rounds: int = 20) -> None:
+    """Warm up ``set_environ`` as ``python_runtime.rehearse`` warms up the invoke path."""
+    saved = dict(os.environ)
+    dummy = {f"_BRAZIER_REHEARSAL_{i}": "x" for i in range(24)}
+    for _ in range(rounds):
+        _brazier_child.set_environ(dummy)
+    _brazier_child.set_environ(saved)
+
+
+def _free_blocks() -> dict[int, int]:
+    """pymalloc's free blocks per block size, from ``sys._debugmallocstats()`` (to stderr)."""
+    r, w = os.pipe()
+    saved = os.dup(2)
+    os.dup2(w, 2)
+    try:
+        sys._debugmallocstats()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(w)
+    chunks = []
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(r)
+    free: dict[int, int] = {}
+    # "class   size   num pools   blocks in use  avail blocks", the same from 3.9 to 3.13
+    for line in b"".join(chunks).decode("ascii", "replace").splitlines():
+        cols = line.split()
+        if len(cols) == 5 and all(c.isdigit() for c in cols):
+            free[int(cols[1])] = int(cols[4])
+    return free
+
+
+_FILLERS: list[object] = []  # kept for the zygote's lifetime; no environment ever touches them
+
+
+def _fill_allocator_holes() -> None:
+    """Occupy every free block of pymalloc's pools, just before the zygote starts forking.
+
+    A forked environment's small allocations go to the first pool of their size class with room.
+    When that pool is a partly used one inherited from the zygote, the first write copies its
+    page, so the environment's allocations end up scattered over copied pages. With every
+    inherited pool full, they go to fresh pools instead, packed into pages of their own. The
+    fillers are objects of exactly each block size that nothing else references (16 bytes:
+    ``object()``; 32: a float; larger: a bytes object of ``size - 33`` bytes). A few passes,
+    because the fillers' own list grows.
+    """
+    for _ in range(3):
+        for size, count in _free_blocks().items():
+            if size == 16:
+                _FILLERS.extend(object() for _ in range(count))
+            elif size == 32:
+                _FILLERS.extend(float(i) + 0.5 for i in range(count))
+            else:
+                _FILLERS.extend(bytes(size - 33) for _ in range(count))
+
+
 def main() -> None:
     ctl = socket.socket(fileno=int(sys.argv[1]))
     with open(sys.argv[2], "rb") as f:
         _brazier_child.SECCOMP[0] = f.read()
     has_runtime = _preimport_runtime()
+    try:  # memory savings for every environment (see python_runtime.rehearse); never fatal
+        if has_runtime:
+            import python_runtime
+
+            python_runtime.rehearse()
+        _rehearse_environ()
+        gc.collect()  # the rehearsals' garbage, before the holes are filled
+        _fill_allocator_holes()
+    except Exception:
+        traceback.print_exc()
+    # Every object so far is the zygote's: a collection in an environment need not visit (and so
+    # copy) any of them. With a handler that calls gc.collect(), an idle python3.11 environment
+    # holds 3.1 MiB of private memory with this, 6.4 MiB without.
+    gc.freeze()
     # SAFETY: makes every orphaned sandbox PID 1 our child, so we can reap it and report status.
     _brazier_linux.prctl(_brazier_linux.PR_SET_CHILD_SUBREAPER, 1)
     wake_r, wake_w = os.pipe()
