@@ -1,8 +1,11 @@
 """Function logs: log groups, streams and events, kept for the CloudWatch Logs API to come.
 
 Writes are batched: invocations append to an in-memory buffer (never blocking the invoke path)
-and a background task commits the buffer every ``flush_interval`` seconds in one transaction.
-A separate SQLite file keeps log traffic from contending with the metadata store.
+and a background task hands the buffer every ``flush_interval`` seconds to the log writer, a child
+process that commits it in one transaction (``log_writer``: a writer thread would fight the event
+loop for the GIL on every row). If the writer dies, batches are written in-process (in a thread)
+until a new writer has started. A separate SQLite file keeps log traffic from contending with the
+metadata store.
 """
 
 from __future__ import annotations
@@ -11,13 +14,19 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from brazier.store import log_writer
+
 log = logging.getLogger(__name__)
+
+Batch = list[tuple[str, str, int, int, str]]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_events (
@@ -32,6 +41,7 @@ CREATE INDEX IF NOT EXISTS log_events_group ON log_events(log_group, timestamp, 
 CREATE INDEX IF NOT EXISTS log_events_stream ON log_events(log_group, log_stream, seq);
 """
 
+WRITER_RETRY_S = 5.0  # after the writer failed to start, write in-process this long
 MAX_BUFFER = 200_000  # events held before new ones are dropped (and counted)
 
 
@@ -48,14 +58,18 @@ class LogStore:
     """Implements ``brazier.model.invocation.LogSink`` over SQLite."""
 
     def __init__(self, path: Path, *, flush_interval: float = 0.2) -> None:
+        self._path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
         self._buffer: list[tuple[str, str, int, int, str]] = []
         self._flush_interval = flush_interval
         self._lock = threading.Lock()
         self._inflight: asyncio.Future[int] | None = None
+        self._writer: _WriterProcess | None = None
+        self._writer_retry_at = 0.0
         self.dropped = 0
 
     def append(self, group: str, stream: str, events: list[tuple[int, str]]) -> None:
@@ -88,32 +102,66 @@ class LogStore:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[LogStore]:
-        """Flush in the background while open; flush the rest and close on exit."""
+        """Hand batches to the writer process while open; commit the rest and close on exit."""
         stop = asyncio.Event()
 
         async def flush_forever() -> None:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._flush_interval)
-                batch = self._take()
-                if not batch:
-                    continue
-                # Written in a thread, so a large batch never stalls the event loop; readers
-                # wait for it (``query``), so no event is ever missing from what they see.
-                self._inflight = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
-                try:
-                    await self._inflight
-                except sqlite3.Error:
-                    log.exception("writing log events failed")
+                await self._commit_buffer()
 
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(flush_forever())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(flush_forever())
+                try:
+                    yield self
+                finally:
+                    stop.set()
+            await self._commit_buffer()
+        finally:
+            if self._writer is not None:
+                await self._writer.close()
+                self._writer = None
+            self.flush()
+            self._db.close()
+
+    async def _commit_buffer(self) -> None:
+        """Commit what is buffered now; readers wait for it (``query``), so they miss nothing."""
+        batch = self._take()
+        if batch:
+            self._inflight = asyncio.ensure_future(self._commit(batch))
             try:
-                yield self
-            finally:
-                stop.set()
-        self.flush()
-        self._db.close()
+                await self._inflight
+            except sqlite3.Error:
+                log.exception("writing log events failed")
+
+    async def _commit(self, batch: Batch) -> int:
+        writer = await self._live_writer()
+        if writer is not None:
+            try:
+                return await writer.send(batch)
+            except WriterGone:
+                # Not committed (no acknowledgement): written below instead. A writer that died
+                # between its commit and its acknowledgement would leave this batch twice.
+                log.warning("the log writer exited; writing this batch in-process")
+        return await asyncio.to_thread(self._write, batch)
+
+    async def _live_writer(self) -> _WriterProcess | None:
+        if self._writer is not None and self._writer.alive:
+            return self._writer
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+        now = time.monotonic()
+        if now < self._writer_retry_at:
+            return None
+        try:
+            self._writer = await _WriterProcess.start(self._path)
+        except OSError:
+            self._writer_retry_at = now + WRITER_RETRY_S
+            log.exception("cannot start the log writer; writing logs in-process for now")
+        return self._writer
 
     async def query(
         self,
@@ -129,7 +177,7 @@ class LogStore:
         if inflight is not None and not inflight.done():
             with contextlib.suppress(sqlite3.Error):
                 await asyncio.shield(inflight)
-        self.flush()
+        await self._commit_buffer()
         where = "log_group = ? AND seq > ?"
         args: list[object] = [group, after_seq]
         if stream is not None:
@@ -147,3 +195,64 @@ class LogStore:
                 args,
             ).fetchall()
         return [LogEvent(*r) for r in rows]
+
+
+class WriterGone(Exception):
+    """The log writer process exited before acknowledging a batch."""
+
+
+class _WriterProcess:
+    """The parent's end of ``log_writer``: frames out on its stdin, acknowledgements back."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self._proc = proc
+        self._seq = 0
+        self._pending: dict[int, tuple[asyncio.Future[int], int]] = {}
+        self.alive = True
+        self._reader = asyncio.create_task(self._read_acks())
+
+    @classmethod
+    async def start(cls, path: Path) -> _WriterProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "brazier.store.log_writer", str(path),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        return cls(proc)
+
+    def send(self, batch: Batch) -> asyncio.Future[int]:
+        """Queue ``batch``; the future resolves to its size once committed."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if not self.alive or self._proc.stdin is None:
+            fut.set_exception(WriterGone())
+            return fut
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self._pending[self._seq] = (fut, len(batch))
+        self._proc.stdin.write(log_writer.encode(self._seq, batch))
+        return fut
+
+    async def _read_acks(self) -> None:
+        assert self._proc.stdout is not None
+        try:
+            while True:
+                raw = await self._proc.stdout.readexactly(log_writer.ACK.size)
+                (seq,) = log_writer.ACK.unpack(raw)
+                fut, size = self._pending.pop(seq, (None, 0))
+                if fut is not None and not fut.done():
+                    fut.set_result(size)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.alive = False
+            for fut, _ in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(WriterGone())
+            self._pending.clear()
+
+    async def close(self) -> None:
+        """EOF to the writer: it commits what it has and exits."""
+        self.alive = False
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        with contextlib.suppress(ProcessLookupError):
+            await self._proc.wait()
+        await self._reader

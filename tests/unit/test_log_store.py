@@ -1,0 +1,123 @@
+"""The log store and its writer process: nothing appended is lost, in order, whatever the writer
+does (real SQLite, a real child process)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from brazier.store import log_writer
+from brazier.store.logs import LogStore
+
+GROUP = "/aws/lambda/f"
+
+
+def _events(start: int, n: int) -> list[tuple[int, str]]:
+    return [(1_700_000_000_000 + i, f"line {i}\n") for i in range(start, start + n)]
+
+
+def _messages(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        return [m for (m,) in db.execute("SELECT message FROM log_events ORDER BY seq")]
+
+
+def test_writer_commits_frames_and_acknowledges_each(tmp_path: Path) -> None:
+    LogStore(tmp_path / "logs.db")  # the schema
+    batches = [
+        [(GROUP, "s", 1, 1, "a\n"), (GROUP, "s", 2, 2, "b\n")],
+        [],
+        [(GROUP, "t", 3, 3, "c\n")],
+    ]
+    inp = io.BytesIO(b"".join(log_writer.encode(seq, b) for seq, b in enumerate(batches, 7)))
+    out = io.BytesIO()
+    with sqlite3.connect(tmp_path / "logs.db") as db:
+        assert log_writer.serve(db, inp, out) == 3
+    acks = [log_writer.ACK.unpack_from(out.getvalue(), i)[0] for i in range(0, 12, 4)]
+    assert acks == [7, 8, 9]
+    assert _messages(tmp_path / "logs.db") == ["a\n", "b\n", "c\n"]
+
+
+def test_writer_refuses_a_truncated_frame_and_commits_none_of_it(tmp_path: Path) -> None:
+    LogStore(tmp_path / "logs.db")
+    frame = log_writer.encode(1, [(GROUP, "s", 1, 1, "a\n")])
+    out = io.BytesIO()
+    with sqlite3.connect(tmp_path / "logs.db") as db, pytest.raises(EOFError):
+        log_writer.serve(db, io.BytesIO(frame[:-3]), out)
+    assert out.getvalue() == b""
+    assert _messages(tmp_path / "logs.db") == []
+
+
+def _writer_pid(store: LogStore) -> int:
+    writer = store._writer  # the process under test
+    assert writer is not None
+    assert writer.alive
+    return writer._proc.pid
+
+
+def test_events_reach_the_writer_process_and_survive_close(tmp_path: Path) -> None:
+    path = tmp_path / "logs.db"
+
+    async def main() -> None:
+        store = LogStore(path, flush_interval=0.01)
+        async with store.running():
+            store.append(GROUP, "s1", _events(0, 500))
+            await asyncio.sleep(0.2)
+            pid = _writer_pid(store)
+            assert pid != os.getpid()
+            store.append(GROUP, "s2", _events(500, 10))
+            seen = await store.query(GROUP, limit=10_000)  # unflushed ones included
+            assert [e.message for e in seen] == [m for _, m in _events(0, 510)]
+            store.append(GROUP, "s1", _events(510, 7))  # appended just before close
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # the writer is gone with the store
+
+    asyncio.run(main())
+    assert _messages(path) == [m for _, m in _events(0, 517)]
+
+
+def test_a_killed_writer_loses_nothing_and_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "logs.db"
+
+    async def main() -> None:
+        store = LogStore(path, flush_interval=0.01)
+        async with store.running():
+            store.append(GROUP, "s", _events(0, 100))
+            await asyncio.sleep(0.2)
+            first = _writer_pid(store)
+            os.kill(first, signal.SIGKILL)
+            await asyncio.sleep(0.1)
+            for i in range(5):  # batches while the writer is dead, then after its successor
+                store.append(GROUP, "s", _events(100 + i * 10, 10))
+                await asyncio.sleep(0.05)
+            seen = await store.query(GROUP, stream="s", limit=10_000)
+            assert [e.message for e in seen] == [m for _, m in _events(0, 150)]
+            assert _writer_pid(store) != first
+
+    asyncio.run(main())
+    assert _messages(path) == [m for _, m in _events(0, 150)]
+
+
+def test_a_batch_in_flight_when_the_writer_dies_is_written_in_process(tmp_path: Path) -> None:
+    path = tmp_path / "logs.db"
+
+    async def main() -> None:
+        store = LogStore(path, flush_interval=0.01)
+        async with store.running():
+            store.append(GROUP, "s", _events(0, 10))
+            await asyncio.sleep(0.2)
+            pid = _writer_pid(store)
+            os.kill(pid, signal.SIGSTOP)  # it reads no more frames and acknowledges nothing
+            store.append(GROUP, "s", _events(10, 10))
+            await asyncio.sleep(0.1)  # that batch is sent and waits for its acknowledgement
+            os.kill(pid, signal.SIGKILL)
+            seen = await store.query(GROUP, limit=10_000)
+            assert [e.message for e in seen] == [m for _, m in _events(0, 20)]
+
+    asyncio.run(main())
+    assert _messages(path) == [m for _, m in _events(0, 20)]
