@@ -5,7 +5,10 @@ Part of the in-sandbox Python runtime client (see ``python_runtime``); stdlib on
 
 from __future__ import annotations
 
+import mmap
 import socket
+
+_READ_SIZE = 262144
 
 
 class _ConnectionLost(Exception):
@@ -31,6 +34,7 @@ class _RuntimeConnection:
         self._host = address
         self._sock: socket.socket | None = None
         self._buf = bytearray()
+        self._scratch: memoryview | None = None
 
     def close(self) -> None:
         if self._sock is not None:
@@ -91,10 +95,17 @@ class _RuntimeConnection:
         return sock
 
     def _fill(self, sock: socket.socket, started: bool) -> None:
-        chunk = sock.recv(262144)
-        if not chunk:
+        # Into a buffer kept for the connection's life: a fresh 256 KiB ``recv`` buffer per call
+        # is an mmap, page faults and an munmap per read (large allocations bypass the heap).
+        # An anonymous mapping, not a bytearray (which zero-fills): only the pages a read has
+        # reached are ever resident, one for a small event.
+        scratch = self._scratch
+        if scratch is None:
+            scratch = self._scratch = memoryview(mmap.mmap(-1, _READ_SIZE))
+        n = sock.recv_into(scratch)
+        if not n:
             raise _ConnectionLost("the Runtime API closed the connection", started=started)
-        self._buf += chunk
+        self._buf += scratch[:n]
 
     def _read_response(self, sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
         buf = self._buf
