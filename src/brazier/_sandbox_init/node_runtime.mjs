@@ -522,8 +522,14 @@ async function awaitGo(fd) {
   }
   fs.closeSync(fd);
   const go = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  for (const key of Object.keys(process.env)) delete process.env[key];
-  for (const [key, value] of Object.entries(go.env)) process.env[key] = value;
+  // Only what differs: a change of TZ (set for the pre-started runtime already) makes Node reset
+  // ICU's time zone, ~15 ms when deleting it.
+  for (const key of Object.keys(process.env)) {
+    if (!Object.hasOwn(go.env, key)) delete process.env[key];
+  }
+  for (const [key, value] of Object.entries(go.env)) {
+    if (process.env[key] !== value) process.env[key] = value;
+  }
   process.chdir(go.cwd ?? '/var/task');
   moduleApi._initPaths();
 }
