@@ -8,6 +8,7 @@ import io
 import os
 import signal
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -81,43 +82,42 @@ def test_events_reach_the_writer_process_and_survive_close(tmp_path: Path) -> No
     assert _messages(path) == [m for _, m in _events(0, 517)]
 
 
-def test_a_killed_writer_loses_nothing_and_is_replaced(tmp_path: Path) -> None:
-    path = tmp_path / "logs.db"
-
-    async def main() -> None:
-        store = LogStore(path, flush_interval=0.01)
-        async with store.running():
-            store.append(GROUP, "s", _events(0, 100))
-            await asyncio.sleep(0.2)
-            first = _writer_pid(store)
-            os.kill(first, signal.SIGKILL)
-            await asyncio.sleep(0.1)
-            for i in range(5):  # batches while the writer is dead, then after its successor
-                store.append(GROUP, "s", _events(100 + i * 10, 10))
-                await asyncio.sleep(0.05)
-            seen = await store.query(GROUP, stream="s", limit=10_000)
-            assert [e.message for e in seen] == [m for _, m in _events(0, 150)]
-            assert _writer_pid(store) != first
-
-    asyncio.run(main())
-    assert _messages(path) == [m for _, m in _events(0, 150)]
-
-
-def test_a_batch_in_flight_when_the_writer_dies_is_written_in_process(tmp_path: Path) -> None:
-    path = tmp_path / "logs.db"
+def _run_with_writer(path: Path, scenario: Callable[[LogStore, int], Awaitable[None]]) -> None:
+    """Run ``scenario(store, writer_pid)`` once ten events are committed by the writer."""
 
     async def main() -> None:
         store = LogStore(path, flush_interval=0.01)
         async with store.running():
             store.append(GROUP, "s", _events(0, 10))
             await asyncio.sleep(0.2)
-            pid = _writer_pid(store)
-            os.kill(pid, signal.SIGSTOP)  # it reads no more frames and acknowledges nothing
-            store.append(GROUP, "s", _events(10, 10))
-            await asyncio.sleep(0.1)  # that batch is sent and waits for its acknowledgement
-            os.kill(pid, signal.SIGKILL)
-            seen = await store.query(GROUP, limit=10_000)
-            assert [e.message for e in seen] == [m for _, m in _events(0, 20)]
+            await scenario(store, _writer_pid(store))
 
     asyncio.run(main())
-    assert _messages(path) == [m for _, m in _events(0, 20)]
+
+
+def test_a_killed_writer_loses_nothing_and_is_replaced(tmp_path: Path) -> None:
+    async def scenario(store: LogStore, first: int) -> None:
+        os.kill(first, signal.SIGKILL)
+        await asyncio.sleep(0.1)
+        for i in range(5):  # batches while the writer is dead, then after its successor
+            store.append(GROUP, "s", _events(10 + i * 10, 10))
+            await asyncio.sleep(0.05)
+        seen = await store.query(GROUP, stream="s", limit=10_000)
+        assert [e.message for e in seen] == [m for _, m in _events(0, 60)]
+        assert _writer_pid(store) != first
+
+    _run_with_writer(tmp_path / "logs.db", scenario)
+    assert _messages(tmp_path / "logs.db") == [m for _, m in _events(0, 60)]
+
+
+def test_a_batch_in_flight_when_the_writer_dies_is_written_in_process(tmp_path: Path) -> None:
+    async def scenario(store: LogStore, pid: int) -> None:
+        os.kill(pid, signal.SIGSTOP)  # it reads no more frames and acknowledges nothing
+        store.append(GROUP, "s", _events(10, 10))
+        await asyncio.sleep(0.1)  # that batch is sent and waits for its acknowledgement
+        os.kill(pid, signal.SIGKILL)
+        seen = await store.query(GROUP, limit=10_000)
+        assert [e.message for e in seen] == [m for _, m in _events(0, 20)]
+
+    _run_with_writer(tmp_path / "logs.db", scenario)
+    assert _messages(tmp_path / "logs.db") == [m for _, m in _events(0, 20)]
