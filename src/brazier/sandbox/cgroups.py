@@ -170,6 +170,14 @@ class SandboxCgroup:
         self.removed = False
         self._peak_file: KeptFile | None = None
         self._reset_file: KeptFile | None = None
+        # The freezer's control and state files, written and polled on every freeze and thaw.
+        if v2 is not None:
+            self._freeze_ctl = KeptFile(str(v2 / "cgroup.freeze"), os.O_WRONLY)
+            self._freeze_state = KeptFile(str(v2 / "cgroup.events"), os.O_RDONLY)
+        else:
+            state = str(dirs["freezer"] / "freezer.state")
+            self._freeze_ctl = KeptFile(state, os.O_WRONLY)
+            self._freeze_state = KeptFile(state, os.O_RDONLY)
 
     def create(self) -> None:
         for d in [*set(self.dirs.values()), self.v2]:
@@ -242,19 +250,18 @@ class SandboxCgroup:
 
     async def freeze(self, frozen: bool) -> None:
         if self.v2 is not None:
-            _write(self.v2 / "cgroup.freeze", "1" if frozen else "0")
-            want, path, fmt = f"frozen {int(frozen)}", self.v2 / "cgroup.events", "events"
+            self._freeze_ctl.put(b"1" if frozen else b"0")
+            want, events = b"frozen 1" if frozen else b"frozen 0", True
         else:
-            state = "FROZEN" if frozen else "THAWED"
-            _write(self.dirs["freezer"] / "freezer.state", state)
-            want, path, fmt = state, self.dirs["freezer"] / "freezer.state", "state"
+            want, events = b"FROZEN" if frozen else b"THAWED", False
+            self._freeze_ctl.put(want)
+        state = self._freeze_state
         for i in range(2000):
-            with open(path) as f:  # noqa: ASYNC230 - cgroupfs reads never block
-                text = f.read()
-            if (want in text.splitlines()) if fmt == "events" else text.strip() == want:
+            text = state.read(256)
+            if (want in text.splitlines()) if events else text.strip() == want:
                 return
             await asyncio.sleep(0 if i < 20 else 0.001)
-        raise TimeoutError(f"cgroup did not reach {want!r}")
+        raise TimeoutError(f"cgroup did not reach {want.decode()!r}")
 
     def kill(self) -> None:
         """SIGKILL everything inside. The v2 core cgroup.kill also kills frozen tasks."""
@@ -273,7 +280,7 @@ class SandboxCgroup:
         """Remove every directory; retries while the kernel still lists exiting tasks."""
         if self.removed:
             return
-        for kept in (self._peak_file, self._reset_file):
+        for kept in (self._peak_file, self._reset_file, self._freeze_ctl, self._freeze_state):
             if kept is not None:
                 kept.close()
         for d in [*set(self.dirs.values()), self.v2]:

@@ -43,6 +43,13 @@ class KeptFile:
             with contextlib.suppress(OSError):
                 os.write(fd, data)
 
+    def put(self, data: bytes) -> None:
+        """``write``, raising ``OSError`` when the file cannot be opened or written."""
+        fd = self._open()
+        if fd is None:
+            raise FileNotFoundError(f"{self._path} is gone")
+        os.write(fd, data)
+
     def close(self) -> None:
         self._closed = True
         if self._fd is not None:
