@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +33,17 @@ def _python_interpreters() -> list[Any]:
 
 
 PYTHONS = _python_interpreters()
+
+
+def run_snippet(python: str, code: str) -> str:
+    """Run ``code`` on ``python`` (isolated, with the in-sandbox modules importable); its stdout."""
+    script = f"import sys\nsys.path.insert(0, {str(SANDBOX_INIT)!r})\n" + textwrap.dedent(code)
+    argv = [python, "-I", "-S", "-B", "-c", script]
+    proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 NODE = shutil.which("node")
 
 

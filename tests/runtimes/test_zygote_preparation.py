@@ -1,27 +1,14 @@
 """What a zygote does before it forks, to keep its environments small (docs/decisions/0006).
 
 Each runs on every python3.X interpreter the machine has: the rehearsal of the runtime leaves no
-state behind, pymalloc's statistics parse and the holes get filled, and the runtime client
-reaches a numeric Runtime API address without the resolver.
+state behind, and pymalloc's statistics parse and the holes get filled.
 """
 
 from __future__ import annotations
 
-import subprocess
-import textwrap
-
 import pytest
 
-from .conftest import PYTHONS, SANDBOX_INIT
-
-
-def _run(python: str, code: str) -> str:
-    script = f"import sys\nsys.path.insert(0, {str(SANDBOX_INIT)!r})\n" + textwrap.dedent(code)
-    argv = [python, "-I", "-S", "-B", "-c", script]
-    proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
+from .conftest import PYTHONS, run_snippet
 
 REHEARSAL = """
 import glob, logging, os, shutil, socket, tempfile  # what rehearse() imports on first use
@@ -58,7 +45,7 @@ print("ok")
 
 @pytest.mark.parametrize("python", PYTHONS)
 def test_rehearsal_runs_the_invoke_path_and_leaves_nothing_behind(python: str) -> None:
-    assert _run(python, REHEARSAL).strip() == "ok"
+    assert run_snippet(python, REHEARSAL).strip() == "ok"
 
 
 FILL = """
@@ -74,35 +61,7 @@ print(sum(before.values()), sum(after.values()), len(zygote._FILLERS))
 
 @pytest.mark.parametrize("python", PYTHONS)
 def test_fill_allocator_holes(python: str) -> None:
-    before, after, fillers = map(int, _run(python, FILL).split())
+    before, after, fillers = map(int, run_snippet(python, FILL).split())
     # What stays free after the fill is the untouched tail of the pools the fillers opened.
     assert after < before
     assert fillers >= before - after
-
-
-CONNECT = """
-import socket, threading
-from _brazier_rt_http import _RuntimeConnection
-
-server = socket.socket()
-server.bind(("127.0.0.1", 0))
-server.listen(4)
-port = server.getsockname()[1]
-accepted = []
-accept = lambda: [accepted.append(server.accept()) for _ in range(2)]
-threading.Thread(target=accept, daemon=True).start()
-
-real = socket.getaddrinfo
-resolved = []
-socket.getaddrinfo = lambda *a, **k: resolved.append(a[0]) or real(*a, **k)
-_RuntimeConnection(f"127.0.0.1:{port}")._connect().close()
-assert resolved == [], resolved  # a numeric address: no resolver
-_RuntimeConnection(f"localhost:{port}")._connect().close()
-assert resolved == ["localhost"], resolved  # a name still resolves
-print("ok")
-"""
-
-
-@pytest.mark.parametrize("python", PYTHONS)
-def test_numeric_runtime_api_address_skips_the_resolver(python: str) -> None:
-    assert _run(python, CONNECT).strip() == "ok"

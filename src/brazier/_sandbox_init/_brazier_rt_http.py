@@ -35,17 +35,31 @@ class _RuntimeConnection:
         self._sock: socket.socket | None = None
         self._buf = bytearray()
         self._scratch: memoryview | None = None
+        self._pending_get: str | None = None  # a GET sent behind the last request, unanswered
 
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
         self._buf.clear()
+        self._pending_get = None
 
     def request(
-        self, method: str, path: str, body: bytes = b"", headers: str = ""
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: str = "",
+        *,
+        then_get: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        """Send one request; ``headers`` is preformatted ``Name: value\r\n`` text."""
+        """Send one request; ``headers`` is preformatted ``Name: value\r\n`` text.
+
+        With ``then_get``, a ``GET then_get`` follows in the same write (HTTP/1.1 pipelining,
+        which the Runtime API serves in order): its answer is left for ``get``. A runtime posts
+        a result and asks for the next event with one system call, and the platform reads both
+        at once.
+        """
         if method == "GET":
             head = f"GET {path} HTTP/1.1\r\nHost: {self._host}\r\n\r\n"
         else:
@@ -54,23 +68,46 @@ class _RuntimeConnection:
                 f"Content-Length: {len(body)}\r\n\r\n"
             )
         data = head.encode("latin-1")
+        follow = b""
+        if then_get is not None:
+            follow = f"GET {then_get} HTTP/1.1\r\nHost: {self._host}\r\n\r\n".encode("latin-1")
+        self._pending_get = None
         for attempt in (1, 2):
             fresh = self._sock is None
             sock = self._connect() if self._sock is None else self._sock
             try:
                 if len(body) <= 65536:
-                    sock.sendall(data + body)  # one segment: no Nagle/delayed-ACK stall
+                    sock.sendall(data + body + follow)  # one segment: no Nagle/delayed-ACK stall
                 else:
                     sock.sendall(data)
                     sock.sendall(body)
-                return self._read_response(sock)
+                    sock.sendall(follow)
+                answer = self._read_response(sock)
             except (_ConnectionLost, ConnectionError) as e:
                 self.close()
                 # A reused keep-alive connection may have been closed by the server just before
                 # we wrote: retry once on a fresh one, unless part of an answer had arrived.
                 if fresh or attempt == 2 or (isinstance(e, _ConnectionLost) and e.started):
                     raise
+            else:
+                if then_get is not None and self._sock is not None:
+                    self._pending_get = then_get
+                return answer
         raise AssertionError("unreachable")
+
+    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """``GET path``; only its answer is read when the request was pipelined already."""
+        if self._pending_get == path and self._sock is not None:
+            self._pending_get = None
+            try:
+                return self._read_response(self._sock)
+            except (_ConnectionLost, ConnectionError) as e:
+                self.close()
+                if isinstance(e, _ConnectionLost) and e.started:
+                    raise
+                # Closed before answering (the server may drop an idle keep-alive connection):
+                # ask again on a fresh connection.
+        return self.request("GET", path)
 
     def _connect(self) -> socket.socket:
         host, port = self._addr

@@ -477,9 +477,9 @@ class _Loop:
     def once(self) -> None:
         """One invocation: GET /next, run the handler, POST its outcome."""
         global _request_id, _tenant_id  # noqa: PLW0603 - read by the logging filter
-        request = self.conn.request
+        conn = self.conn
         try:
-            status, headers, body = request("GET", _NEXT_PATH)
+            status, headers, body = conn.get(_NEXT_PATH)
         except (OSError, _ConnectionLost, ValueError) as e:
             _fatal(f"Failed to get next invocation: {e}")
         if status != 200:
@@ -500,8 +500,8 @@ class _Loop:
         # a handler may have closed or replaced stdout.
         with contextlib.suppress(Exception):
             sys.stdout.flush()
-        try:
-            status, _, answer = request("POST", path, out, extra)
+        try:  # and ask for the next event in the same write
+            status, _, answer = conn.request("POST", path, out, extra, then_get=_NEXT_PATH)
         except (OSError, _ConnectionLost, ValueError) as e:
             _fatal(f"Failed to post the result of {rid}: {e}")
         if status != 202:
