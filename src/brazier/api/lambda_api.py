@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 
-from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from brazier.api import url_ops, version_ops  # noqa: F401 - they register their operations
 from brazier.api.context import REQUEST_ID
+from brazier.api.headers import RequestHeaders
 from brazier.api.operations import HANDLERS, Services
 from brazier.api.wire import Reply, ServiceWire
+from brazier.model import ids
 from brazier.model.errors import LambdaError, RequestEntityTooLargeException, ServiceException
 from brazier.model.identity import Caller
 
@@ -38,7 +38,7 @@ class LambdaApi:
         self.wire = ServiceWire(frozenset(HANDLERS))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = str(uuid.uuid4())
+        request_id = ids.request_id()
         REQUEST_ID.set(request_id)
         try:
             reply = await self._handle(scope, receive)
@@ -61,7 +61,7 @@ class LambdaApi:
         method = scope["method"]
         raw_path = scope["raw_path"].decode("latin-1")
         query = scope["query_string"].decode("latin-1")
-        headers = Headers(scope=scope)
+        headers = RequestHeaders(scope["headers"])
         op, labels = self.wire.match(method, raw_path, query)
         body = await _read_body(headers, receive)
         caller = self.authenticate(method, raw_path, query, headers, body)
@@ -77,7 +77,7 @@ def error_reply(exc: LambdaError) -> Reply:
     return Reply(exc.status, headers, body, "application/json")
 
 
-async def _read_body(headers: Headers, receive: Receive) -> bytes:
+async def _read_body(headers: Mapping[str, str], receive: Receive) -> bytes:
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         raise RequestEntityTooLargeException("Zipped size must be smaller than 52428800 bytes")

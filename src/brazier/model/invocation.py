@@ -7,12 +7,13 @@ they hold only data: paths, strings, numbers, bytes.
 from __future__ import annotations
 
 import enum
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from brazier.model import ids
 
 PROVISIONED = "provisioned-concurrency"
 
@@ -63,7 +64,7 @@ class FunctionSpec:
 
 def new_trace_id(sampled: bool) -> str:
     """An X-Ray trace header as Lambda hands runtimes: ``Root=1-<epoch hex>-<96 bits>;...``."""
-    bits = os.urandom(20).hex()
+    bits = ids.random_hex(20)
     root = f"1-{int(time.time()):08x}-{bits[:24]}"
     return f"Root={root};Parent={bits[24:]};Sampled={int(sampled)}"
 
