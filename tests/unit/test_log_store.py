@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from brazier.store import log_writer
+from brazier.store import log_writer, logs
 from brazier.store.logs import LogStore
 
 GROUP = "/aws/lambda/f"
@@ -121,3 +121,23 @@ def test_a_batch_in_flight_when_the_writer_dies_is_written_in_process(tmp_path: 
 
     _run_with_writer(tmp_path / "logs.db", scenario)
     assert _messages(tmp_path / "logs.db") == [m for _, m in _events(0, 20)]
+
+
+def test_a_writer_that_stops_answering_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs, "WRITER_ACK_TIMEOUT_S", 0.3)
+
+    async def scenario(store: LogStore, pid: int) -> None:
+        os.kill(pid, signal.SIGSTOP)  # alive, but never answers again
+        store.append(GROUP, "s", _events(10, 10))
+        seen = await store.query(GROUP, limit=10_000)
+        assert [e.message for e in seen] == [m for _, m in _events(0, 20)]
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # killed, and reaped
+        store.append(GROUP, "s", _events(20, 5))
+        await asyncio.sleep(0.1)
+        assert _writer_pid(store) != pid
+
+    _run_with_writer(tmp_path / "logs.db", scenario)
+    assert _messages(tmp_path / "logs.db") == [m for _, m in _events(0, 25)]

@@ -42,6 +42,7 @@ CREATE INDEX IF NOT EXISTS log_events_stream ON log_events(log_group, log_stream
 """
 
 WRITER_RETRY_S = 5.0  # after the writer failed to start, write in-process this long
+WRITER_ACK_TIMEOUT_S = 30.0  # a writer that has not committed a batch by then is replaced
 MAX_BUFFER = 200_000  # events held before new ones are dropped (and counted)
 
 
@@ -140,11 +141,15 @@ class LogStore:
         writer = await self._live_writer()
         if writer is not None:
             try:
-                return await writer.send(batch)
+                async with asyncio.timeout(WRITER_ACK_TIMEOUT_S):
+                    return await writer.send(batch)
             except WriterGone:
-                # Not committed (no acknowledgement): written below instead. A writer that died
-                # between its commit and its acknowledgement would leave this batch twice.
                 log.warning("the log writer exited; writing this batch in-process")
+            except TimeoutError:
+                log.warning("the log writer stopped answering; replacing it")
+                await writer.close(kill=True)
+            # Not acknowledged, so not committed: written here instead. (A writer that died
+            # between its commit and its acknowledgement would leave this batch twice.)
         return await asyncio.to_thread(self._write, batch)
 
     async def _live_writer(self) -> _WriterProcess | None:
@@ -248,11 +253,18 @@ class _WriterProcess:
                     fut.set_exception(WriterGone())
             self._pending.clear()
 
-    async def close(self) -> None:
-        """EOF to the writer: it commits what it has and exits."""
+    async def close(self, *, kill: bool = False) -> None:
+        """EOF to the writer: it commits what it has and exits (killed if it has not within
+        ``WRITER_ACK_TIMEOUT_S``, or at once with ``kill``)."""
         self.alive = False
         if self._proc.stdin is not None:
             self._proc.stdin.close()
         with contextlib.suppress(ProcessLookupError):
-            await self._proc.wait()
+            if kill:
+                self._proc.kill()
+            try:
+                await asyncio.wait_for(self._proc.wait(), WRITER_ACK_TIMEOUT_S)
+            except TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
         await self._reader
