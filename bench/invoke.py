@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -146,12 +148,15 @@ def throughput(srv: Any, name: str, *, connections: int = 8, seconds: int = 10) 
     script = f'wrk.method = "POST"\nwrk.body = "{{}}"\n{lines}\n'
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
+    server0, sandboxes0 = _server_cpu_s(srv), _sandbox_cpu_s()
     out = subprocess.run(
         [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, srv.url + path],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    server_s, sandboxes_s = _server_cpu_s(srv) - server0, _sandbox_cpu_s() - sandboxes0
     Path(f.name).unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     lat = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", out, re.M))
     return {
@@ -160,7 +165,24 @@ def throughput(srv: Any, name: str, *, connections: int = 8, seconds: int = 10) 
         "invokes_per_s": rps,
         "errors": int(non2xx.group(1)) if non2xx else 0,
         "latency": {f"p{k}": v for k, v in lat.items()},
+        # CPU time per invoke, less noisy than the rate on a shared VM: the server process (its
+        # threads, not its log writer) and every sandbox (cgroup cpuacct: runtime and kernel).
+        "server_cpu_us_per_invoke": round(server_s / done * 1e6, 1) if done else None,
+        "sandbox_cpu_us_per_invoke": round(sandboxes_s / done * 1e6, 1) if done else None,
     }
+
+
+def _server_cpu_s(srv: Any) -> float:
+    fields = Path(f"/proc/{srv.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _sandbox_cpu_s() -> float:
+    total = 0
+    for usage in Path("/sys/fs/cgroup/cpuacct").glob("brazier-*/sbx-*/cpuacct.usage"):
+        with contextlib.suppress(OSError, ValueError):
+            total += int(usage.read_text())
+    return total / 1e9
 
 
 def _sandbox_pids() -> list[int]:

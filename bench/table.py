@@ -28,7 +28,13 @@ def cell(v: dict[str, object]) -> str:
         return f"p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms (n={v['n']})"
     if "invokes_per_s" in v:
         lat = v.get("latency", {})
-        return f"{v['invokes_per_s']:,.0f}/s (latency p50 {lat.get('p50')}, p99 {lat.get('p99')})"  # type: ignore[union-attr]
+        text = f"{v['invokes_per_s']:,.0f}/s (latency p50 {lat.get('p50')}, p99 {lat.get('p99')}"  # type: ignore[union-attr]
+        if v.get("server_cpu_us_per_invoke") is not None:
+            text += (
+                f"; CPU per invoke: server {v['server_cpu_us_per_invoke']:.0f} µs, "
+                f"sandbox {v['sandbox_cpu_us_per_invoke']:.0f} µs"
+            )
+        return text + ")"
     if "seconds_until_all_running" in v:
         return f"{v['seconds_until_all_running']} s until all {v['succeeded']} run"
     if "pss_mib_median" in v:
