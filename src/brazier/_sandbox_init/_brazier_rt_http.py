@@ -132,7 +132,7 @@ class _RuntimeConnection:
         return sock
 
     def _fill(self, sock: socket.socket, started: bool) -> None:
-        # Into a buffer kept for the connection's life: a fresh 256 KiB ``recv`` buffer per call
+        # Into one buffer kept for the client's life: a fresh 256 KiB ``recv`` buffer per call
         # is an mmap, page faults and an munmap per read (large allocations bypass the heap).
         # An anonymous mapping, not a bytearray (which zero-fills): only the pages a read has
         # reached are ever resident, one for a small event.
