@@ -43,10 +43,6 @@ class RuntimeState(enum.Enum):
     # Not an RIE state: the platform gave up on this runtime (timeout, crash, close).
     ABORTED = "Aborted"
 
-    # Members are singletons: identity hashing is right, and a C slot instead of Enum's
-    # Python-level __hash__ (these key the transition tables looked up on every invoke).
-    __hash__ = object.__hash__
-
 
 class RuntimeEvent(enum.Enum):
     """What can happen to the runtime; values are the RIE target-state names of the message."""
@@ -58,10 +54,6 @@ class RuntimeEvent(enum.Enum):
     RESPONSE_SENT = "RuntimeResponseSentState"  # platform: the result body is complete
     INIT_ERROR = "InitError"  # runtime: POST /runtime/init/error
     ABORT = "Aborted"  # platform: timeout, process death, close
-
-    # Members are singletons: identity hashing is right, and a C slot instead of Enum's
-    # Python-level __hash__ (these key the transition tables looked up on every invoke).
-    __hash__ = object.__hash__
 
 
 S, E = RuntimeState, RuntimeEvent

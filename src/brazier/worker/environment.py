@@ -60,10 +60,6 @@ class EnvState(enum.Enum):
     FINISHING = "finishing"  # result delivered, waiting for the runtime's next /next
     CLOSED = "closed"
 
-    # Members are singletons: identity hashing is right, and a C slot instead of Enum's
-    # Python-level __hash__ (these key the transition tables looked up on every invoke).
-    __hash__ = object.__hash__
-
 
 _MOVES: dict[EnvState, frozenset[EnvState]] = {
     EnvState.NEW: frozenset({EnvState.BUSY, EnvState.READY, EnvState.CLOSED}),
