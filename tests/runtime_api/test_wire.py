@@ -555,6 +555,75 @@ def test_pipelined_requests_are_answered_in_order() -> None:
     run(body)
 
 
+def _response_then_next(request_id: str, body: bytes = b'"ok"') -> bytes:
+    return (
+        (
+            f"POST {V1}/invocation/{request_id}/response HTTP/1.1\r\nContent-Length: {len(body)}"
+            f"\r\n\r\n"
+        ).encode()
+        + body
+        + f"GET {V1}/invocation/next HTTP/1.1\r\n\r\n".encode()
+    )
+
+
+def test_a_result_pipelined_with_next_is_answered_with_the_next_event() -> None:
+    """The 202 to a result waits for the pipelined /next's event; both arrive in one write."""
+
+    async def body() -> None:
+        async with serve() as (session, port):
+            client = await RawClient.connect(port)
+            invoke = await _deliver(session, client, "p1")
+            await client.send(_response_then_next("p1"))
+            assert await invoke == FunctionResponse(b'"ok"', None)
+            await wait_state(session, "Ready")
+            with pytest.raises(TimeoutError):  # held: nothing to read yet
+                await asyncio.wait_for(client.reader.read(1), 0.1)
+            second = asyncio.create_task(session.invoke(invocation("p2", b"[2]")))
+            accepted = await client.read_reply()
+            assert (accepted.status, accepted.json()) == (202, ACCEPTED)
+            event = await client.read_reply()
+            assert (event.status, event.body) == (200, b"[2]")
+            assert event.headers["lambda-runtime-aws-request-id"] == "p2"
+            assert (await client.respond("p2")).status == 202  # not pipelined: answered at once
+            assert await second == FunctionResponse(b'"ok"', None)
+            await client.close()
+
+    run(body)
+
+
+def test_a_held_202_is_written_before_its_connection_closes() -> None:
+    async def body() -> None:
+        async with serve() as (session, port):
+            client = await RawClient.connect(port)
+            invoke = await _deliver(session, client, "p1")
+            await client.send(_response_then_next("p1"))
+            assert await invoke == FunctionResponse(b'"ok"', None)
+            await wait_state(session, "Ready")
+            # A /next on another connection supersedes the parked one, which is closed.
+            other = await RawClient.connect(port)
+            await other.send_request("GET", f"{V1}/invocation/next")
+            accepted = await client.read_reply()
+            assert (accepted.status, accepted.json()) == (202, ACCEPTED)
+            assert await client.at_eof()
+            await client.close()
+            await other.close()
+
+    run(body)
+
+
+def test_a_pipelined_error_reply_is_not_held() -> None:
+    async def body() -> None:
+        async with serve() as (session, port):
+            client = await RawClient.connect(port)
+            await _deliver(session, client, "p1")
+            await client.send(_response_then_next("wrong-id"))
+            r = await asyncio.wait_for(client.read_reply(), 2)
+            assert r.status == 400
+            await client.close()
+
+    run(body)
+
+
 def test_connection_close_request_is_honoured() -> None:
     async def body() -> None:
         async with serve() as (session, port):

@@ -68,12 +68,13 @@ class Exchange:
     parked ``/next`` can be un-parked.
     """
 
-    __slots__ = ("_conn", "close_after", "done", "on_gone", "out")
+    __slots__ = ("_conn", "close_after", "done", "may_wait", "on_gone", "out")
 
     def __init__(self, conn: HttpConnection, close_after: bool) -> None:
         self._conn = conn
         self.close_after = close_after
         self.done = False
+        self.may_wait = False
         self.out: tuple[bytes, ...] | None = None
         self.on_gone: Callable[[Exchange], None] | None = None
 
@@ -87,12 +88,21 @@ class Exchange:
         self.done = True
         self._conn.close()
 
-    def reply(self, *buffers: bytes, close: bool = False) -> None:
-        """Write the complete reply (already rendered bytes; several buffers avoid a copy)."""
+    def reply(self, *buffers: bytes, close: bool = False, may_wait: bool = False) -> None:
+        """Write the complete reply (already rendered bytes; several buffers avoid a copy).
+
+        ``may_wait``: when the client has already pipelined its next request on this
+        connection and that one's reply is not ready, this reply is held and written together
+        with it (one write, one wake-up of the client instead of two). For a reply the client
+        cannot act on before the next one anyway: the Runtime API's 202 to a result, followed
+        by the runtime's ``/next``. Replies are still written in request order, and a closing
+        connection writes what it holds first.
+        """
         if self.done:
             raise RuntimeError("exchange already replied")
         self.done = True
         self.out = buffers
+        self.may_wait = may_wait
         self.close_after = self.close_after or close
         self._conn.flush()
 
@@ -103,6 +113,7 @@ class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "_app",
         "_consumer",
+        "_feeding",
         "_head_bytes",
         "_header_phase",
         "_headers",
@@ -124,6 +135,7 @@ class HttpConnection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._header_phase = False
         self._head_bytes = 0
+        self._feeding = False
         self.transport: asyncio.Transport | None = None
         self.closing = False
         self.bytes_received = 0
@@ -137,15 +149,24 @@ class HttpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.bytes_received += len(data)
+        # Replies made while these bytes are parsed go out together afterwards (a pipelining
+        # client gets one write, not one per request).
+        self._feeding = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
+            self._feeding = False
             self._fail(wire.BAD_REQUEST)
         except httptools.HttpParserError as exc:
+            self._feeding = False
             cause = exc.__cause__ or exc.__context__
             self._fail(
                 wire.HEAD_TOO_LARGE if isinstance(cause, _HeadTooLarge) else wire.BAD_REQUEST
             )
+        else:
+            self._feeding = False
+            if self._queue:
+                self.flush()
 
     def eof_received(self) -> bool:
         # A half-close mid-body is a truncated upload: answer 400 on the still-writable side.
@@ -199,7 +220,9 @@ class HttpConnection(asyncio.Protocol):
             path = path[:query]
         headers = self._headers
         if headers.get(wire.H_EXPECT, "").lower() == "100-continue" and self.transport:
-            self.transport.write(wire.CONTINUE)
+            self._write_ready(hold=False)  # earlier pipelined requests' replies come first
+            if len(self._queue) == 1:  # else an earlier reply is still pending: no interim 100
+                self.transport.write(wire.CONTINUE)
         self._consumer = self._app.on_request(ex, RequestHead(parser.get_method(), path, headers))
 
     def on_body(self, body: bytes) -> None:
@@ -213,26 +236,42 @@ class HttpConnection(asyncio.Protocol):
 
     # --- writing --------------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write every finished reply at the head of the queue, in request order."""
+        """Write every finished reply at the head of the queue, in request order (one write)."""
+        if not self._feeding:
+            self._write_ready(hold=True)
+
+    def _write_ready(self, *, hold: bool) -> None:
         queue = self._queue
         transport = self.transport
+        out: list[bytes] = []
+        close = False
         while queue and queue[0].out is not None:
-            ex = queue.popleft()
+            ex = queue[0]
+            if hold and ex.may_wait and len(queue) > 1 and queue[1].out is None:
+                break  # held until the next request's reply (see Exchange.reply)
+            queue.popleft()
             if transport is None or self.closing:
                 continue
-            out = ex.out
-            assert out is not None
+            assert ex.out is not None
+            out += ex.out
+            if ex.close_after:
+                close = True
+                break
+        if out and transport is not None:
             if len(out) == 1:
                 transport.write(out[0])
             else:
                 transport.writelines(out)
             self.bytes_sent += sum(map(len, out))
-            if ex.close_after:
-                self.close()
+        if close:
+            self.closing = True  # nothing after a closing reply is written
+            if transport is not None:
+                transport.close()
 
     def close(self) -> None:
-        """Close after flushing what is already written. Idempotent."""
+        """Close after writing the replies that are ready (held ones too). Idempotent."""
         if not self.closing:
+            self._write_ready(hold=False)
             self.closing = True
             if self.transport is not None:
                 self.transport.close()
@@ -244,6 +283,7 @@ class HttpConnection(asyncio.Protocol):
             self.transport.abort()
 
     def _fail(self, response: bytes) -> None:
+        self._write_ready(hold=False)
         if self.transport is not None and not self.closing:
             self.transport.write(response)
         self.close()

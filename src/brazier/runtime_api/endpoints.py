@@ -128,7 +128,9 @@ class _ResultUpload(_Upload):
         else:
             result = FunctionResponse(self.body(), content_type)
         self._session._complete(result)
-        self._ex.reply(wire.ACCEPTED)
+        # A runtime that already asked for its next event cannot use the 202 before that event:
+        # it goes out with it.
+        self._ex.reply(wire.ACCEPTED, may_wait=True)
 
     def on_truncated(self) -> None:
         if not self.over:
