@@ -8,7 +8,9 @@ DATA_DIR ?= ./.brazier
 HOST ?= 127.0.0.1
 PORT ?= 9000
 
-.PHONY: help run test lint fmt bench check system-deps clean
+NATIVE := src/brazier/_sandbox_init/_brazier_trace_env.node
+
+.PHONY: help run test lint fmt bench check system-deps native clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,7 +26,10 @@ system-deps: ## install the Debian packages the sandboxes and runtime clients ne
 
 venv: $(STAMP) ## create .venv with everything brazier needs
 
-run: $(STAMP) system-deps ## start the server on $(HOST):$(PORT), data in $(DATA_DIR)
+native: system-deps ## build the node runtime's native helper (skipped without gcc or node headers)
+	@bash scripts/build-native.sh
+
+run: $(STAMP) system-deps native ## start the server on $(HOST):$(PORT), data in $(DATA_DIR)
 	$(BIN)/brazier server --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy --strict, import-linter
@@ -37,10 +42,10 @@ fmt: $(STAMP) ## format and autofix
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test: $(STAMP) system-deps lint ## lint, then the whole test suite
+test: $(STAMP) system-deps native lint ## lint, then the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) system-deps ## run the benchmarks, JSON in bench/results/
+bench: $(STAMP) system-deps native ## run the benchmarks, JSON in bench/results/
 	$(BIN)/python -m bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.table
 

@@ -59,6 +59,9 @@ export const handler = async (event, context) => {
     remaining: context.getRemainingTimeInMillis(),
     node: process.versions.node,
     env: process.env.AWS_EXECUTION_ENV,
+    trace: process.env._X_AMZN_TRACE_ID,
+    helper: (await import('node:fs')).readFileSync('/proc/self/maps', 'utf8')
+      .includes('/var/runtime/_brazier_trace_env.node'),
   };
 };
 """
@@ -73,8 +76,14 @@ def test_nodejs_handler(client: Any, deploy: Deploy) -> None:
     assert body["memory"] == "128"
     assert body["node"].startswith("20.")
     assert body["env"] == "AWS_Lambda_nodejs20.x"
+    assert body["trace"].startswith("Root=1-")
+    # The native trace-id helper (scripts/build-native.sh) loads inside the sandbox: read-only
+    # /var/runtime, seccomp, unprivileged user.
+    assert body["helper"] is (ROOT / "src/brazier/_sandbox_init/_brazier_trace_env.node").exists()
     tail = base64.b64decode(out["LogResult"]).decode()
     assert f"\t{body['requestId']}\tINFO\tnode saw" in tail
+    _, again = call(client, name, {"n": 2})
+    assert again["trace"].startswith("Root=1-") and again["trace"] != body["trace"]
 
 
 def test_nodejs_error_shape(client: Any, deploy: Deploy) -> None:

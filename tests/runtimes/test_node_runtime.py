@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import textwrap
 import time
 from pathlib import Path
@@ -359,3 +361,61 @@ def test_json_logging(api, task, spawned):
     assert records[3]["level"] == "ERROR"
     assert records[3]["message"]["errorType"] == "Error"
     assert records[3]["message"]["errorMessage"] == "boom"
+
+
+TRACE_APP = """
+import { execFileSync } from 'node:child_process';
+export const handler = async (event) => {
+  if (event.own) process.env._X_AMZN_TRACE_ID = event.own;
+  if (event.drop) delete process.env._X_AMZN_TRACE_ID;
+  const child = execFileSync('/bin/sh', ['-c', 'echo "${_X_AMZN_TRACE_ID-unset}"']).toString();
+  return { trace: process.env._X_AMZN_TRACE_ID ?? null, child: child.trim(),
+           listed: Object.keys(process.env).includes('_X_AMZN_TRACE_ID') };
+};
+"""
+
+
+def test_trace_id_per_invoke_for_the_handler_and_its_processes(api, task, spawned):
+    write(task, "index.mjs", TRACE_APP)
+    start(api, task, spawned)
+    for i, event in enumerate([{}, {"own": "mine"}, {}, {"drop": True}, {}, {}]):
+        trace = f"Root=1-5bef4de7-{i:024x};Parent=9a9197af755a6419;Sampled=0"
+        rid = api.push(event, headers={"Lambda-Runtime-Trace-Id": trace})
+        seen = api.wait_post(rid).json()
+        expected = None if event.get("drop") else event.get("own", trace)
+        assert seen == {"trace": expected, "child": expected or "unset", "listed": bool(expected)}
+    rid = api.push({})  # no trace header: unset
+    assert api.wait_post(rid).json() == {"trace": None, "child": "unset", "listed": False}
+
+
+HELPER = SANDBOX_INIT / "_brazier_trace_env.node"
+CAN_BUILD = shutil.which("gcc") is not None and Path("/usr/include/node/node_api.h").exists()
+
+
+@pytest.mark.skipif(not CAN_BUILD, reason="no gcc or node headers: the helper is not built")
+def test_the_native_trace_helper_leaks_no_memory(tmp_path):
+    """process.env assignment (glibc setenv) keeps every value: ~155 bytes per invoke."""
+    script = tmp_path / "leak.cjs"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            const helper = require({json.dumps(str(HELPER))});
+            const rss = () => process.memoryUsage().rss / 1024;
+            const value = (i) => `Root=1-${{i.toString(16).padStart(8, '0')}}-0123456789abcdef;S=0`;
+            for (let i = 0; i < 50000; i++) helper.set(value(i));  // warm up V8's heap
+            global.gc();
+            const before = rss();
+            for (let i = 0; i < 400000; i++) helper.set(value(i));
+            global.gc();
+            if (process.env._X_AMZN_TRACE_ID !== value(399999)) throw new Error('not set');
+            if (helper.set('x'.repeat(5000)) !== false) throw new Error('too long accepted');
+            console.log(Math.round(rss() - before));
+            """
+        )
+    )
+    out = subprocess.run(
+        [str(NODE), "--expose-gc", str(script)],
+        check=False, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) < 8 * 1024  # KiB; setenv grew by ~36 MiB over these 400,000

@@ -25,6 +25,21 @@ import { pathToFileURL } from 'node:url';
 import util from 'node:util';
 
 let API = '';
+
+// _X_AMZN_TRACE_ID changes on every invoke. Assigning process.env calls glibc's setenv(), which
+// keeps every value it was ever given: ~155 bytes per invoke, never freed. The native helper
+// (trace_env.c, built by scripts/build-native.sh) rewrites one buffer in place instead; without
+// it, process.env it is.
+const traceEnv = (() => {
+  try {
+    return createRequire(import.meta.url)('./_brazier_trace_env.node');
+  } catch {
+    return null;
+  }
+})();
+function setTraceId(value) {
+  if (!traceEnv || !traceEnv.set(value)) process.env._X_AMZN_TRACE_ID = value;
+}
 const NEXT_PATH = '/2018-06-01/runtime/invocation/next';
 const INVOKE_PREFIX = '/2018-06-01/runtime/invocation/';
 const INIT_ERROR_PATH = '/2018-06-01/runtime/init/error';
@@ -637,7 +652,7 @@ async function invokeOnce(handler, isAsync) {
   current.requestId = id;
   current.tenantId = h['lambda-runtime-aws-tenant-id'];
   const trace = h['lambda-runtime-trace-id'];
-  if (trace) process.env._X_AMZN_TRACE_ID = trace;
+  if (trace) setTraceId(trace);
   else delete process.env._X_AMZN_TRACE_ID;
 
   errorCallbacks = {
