@@ -67,8 +67,17 @@ class Discovery:
         self._python_roots = python_roots
         self._bin_dirs = bin_dirs
         self._node_major: dict[Path, int | None] = {}
+        # What was found, per runtime family and version. Only hits are kept: a runtime that is
+        # missing is looked for again (it may be installed while we run), and its error is rare.
+        self._found: dict[tuple[str, str], Interpreter] = {}
 
     def python(self, minor: str) -> Interpreter:
+        found = self._found.get(("python", minor))
+        if found is None:
+            found = self._found["python", minor] = self._find_python(minor)
+        return found
+
+    def _find_python(self, minor: str) -> Interpreter:
         exe = f"python{minor}"
         for root in self._python_roots:
             found = [
@@ -86,6 +95,12 @@ class Discovery:
         raise RuntimeUnavailable(f"python{minor}", f"needs {where}, which this machine lacks")
 
     def node(self, major: int) -> Interpreter:
+        found = self._found.get(("node", str(major)))
+        if found is None:
+            found = self._found["node", str(major)] = self._find_node(major)
+        return found
+
+    def _find_node(self, major: int) -> Interpreter:
         candidates = [shutil.which("node"), "/usr/bin/node"]
         seen: list[str] = []
         for c in candidates:
