@@ -395,6 +395,7 @@ CAN_BUILD = shutil.which("gcc") is not None and Path("/usr/include/node/node_api
 @pytest.mark.skipif(not CAN_BUILD, reason="no gcc or node headers: the helper is not built")
 def test_the_native_trace_helper_leaks_no_memory(tmp_path):
     """process.env assignment (glibc setenv) keeps every value: ~155 bytes per invoke."""
+    assert HELPER.exists(), "scripts/build-native.sh builds it (make test runs it)"
     script = tmp_path / "leak.cjs"
     script.write_text(
         textwrap.dedent(
