@@ -566,16 +566,22 @@ def _response_then_next(request_id: str, body: bytes = b'"ok"') -> bytes:
     )
 
 
+async def _answered_with_pipelined_next(session: RuntimeSession, port: int) -> RawClient:
+    """A client that answered invoke "p1" and asked for the next event in the same write."""
+    client = await RawClient.connect(port)
+    invoke = await _deliver(session, client, "p1")
+    await client.send(_response_then_next("p1"))
+    assert await invoke == FunctionResponse(b'"ok"', None)
+    await wait_state(session, "Ready")
+    return client
+
+
 def test_a_result_pipelined_with_next_is_answered_with_the_next_event() -> None:
     """The 202 to a result waits for the pipelined /next's event; both arrive in one write."""
 
     async def body() -> None:
         async with serve() as (session, port):
-            client = await RawClient.connect(port)
-            invoke = await _deliver(session, client, "p1")
-            await client.send(_response_then_next("p1"))
-            assert await invoke == FunctionResponse(b'"ok"', None)
-            await wait_state(session, "Ready")
+            client = await _answered_with_pipelined_next(session, port)
             with pytest.raises(TimeoutError):  # held: nothing to read yet
                 await asyncio.wait_for(client.reader.read(1), 0.1)
             second = asyncio.create_task(session.invoke(invocation("p2", b"[2]")))
@@ -594,11 +600,7 @@ def test_a_result_pipelined_with_next_is_answered_with_the_next_event() -> None:
 def test_a_held_202_is_written_before_its_connection_closes() -> None:
     async def body() -> None:
         async with serve() as (session, port):
-            client = await RawClient.connect(port)
-            invoke = await _deliver(session, client, "p1")
-            await client.send(_response_then_next("p1"))
-            assert await invoke == FunctionResponse(b'"ok"', None)
-            await wait_state(session, "Ready")
+            client = await _answered_with_pipelined_next(session, port)
             # A /next on another connection supersedes the parked one, which is closed.
             other = await RawClient.connect(port)
             await other.send_request("GET", f"{V1}/invocation/next")
