@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 ROWS = [
     ("control_plane", "get_function_configuration", "GetFunctionConfiguration, keep-alive", "p50 < 2 ms"),
@@ -23,12 +24,16 @@ ROWS = [
 ]  # fmt: skip
 
 
-def cell(v: dict[str, object]) -> str:
+def cell(v: dict[str, Any]) -> str:
     if "p50_ms" in v:
         return f"p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms (n={v['n']})"
     if "invokes_per_s" in v:
         lat = v.get("latency", {})
-        text = f"{v['invokes_per_s']:,.0f}/s (latency p50 {lat.get('p50')}, p99 {lat.get('p99')}"  # type: ignore[union-attr]
+        text = f"{v['invokes_per_s']:,.0f}/s ("
+        if "invokes_per_s_range" in v:
+            low, high = v["invokes_per_s_range"]
+            text += f"median of {v['runs']} runs of {v['seconds']} s, {low:,.0f} to {high:,.0f}/s; "
+        text += f"latency p50 {lat.get('p50')}, p99 {lat.get('p99')}"
         if v.get("server_cpu_us_per_invoke") is not None:
             text += (
                 f"; CPU per invoke: server {v['server_cpu_us_per_invoke']:.0f} µs, "
