@@ -146,8 +146,9 @@ def test_prestarted_node_runs_unprivileged_with_the_functions_env(tmp_path: Path
     assert body["tmp"] == "ok"
 
 
-def test_runtime_exit_status_is_reported(tmp_path: Path) -> None:
-    task, _ = make_dirs(tmp_path, "process.exit(7);\n")
+def _exit_of_prestarted(tmp_path: Path, code: str) -> tuple[bool, Any]:
+    """Start a pre-started node environment whose module runs ``code``; its exit status."""
+    task, _ = make_dirs(tmp_path, code)
 
     async def go(f: LinuxSandboxFactory) -> tuple[bool, Any]:
         await f.prewarm(["nodejs20.x"])
@@ -160,26 +161,18 @@ def test_runtime_exit_status_is_reported(tmp_path: Path) -> None:
         await sbx.kill()
         return sbx.prestarted, status
 
-    prestarted, status = run(go)
+    return run(go)
+
+
+def test_runtime_exit_status_is_reported(tmp_path: Path) -> None:
+    prestarted, status = _exit_of_prestarted(tmp_path, "process.exit(7);\n")
     assert prestarted
     assert (status.exit_code, status.signal) == (7, None)
 
 
 def test_runtime_killed_by_signal_is_reported(tmp_path: Path) -> None:
-    task, _ = make_dirs(tmp_path, "process.kill(process.pid, 'SIGKILL');\n")
-
-    async def go(f: LinuxSandboxFactory) -> Any:
-        await f.prewarm(["nodejs20.x"])
-        await wait_pooled(f)
-        spec = SandboxSpec(runtime="nodejs20.x", code_dir=task, handler="index.handler",
-                           env=node_env())  # fmt: skip
-        sbx = await f.start(spec)
-        async with asyncio.timeout(10):
-            status = await sbx.wait()
-        await sbx.kill()
-        return status
-
-    status = run(go)
+    prestarted, status = _exit_of_prestarted(tmp_path, "process.kill(process.pid, 'SIGKILL');\n")
+    assert prestarted
     assert (status.exit_code, status.signal) == (None, 9)
 
 

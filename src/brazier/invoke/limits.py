@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Hashable, Mapping
 
 from brazier.model.errors import TooManyRequestsException
 
@@ -15,35 +14,40 @@ class AccountConcurrency:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.in_use: dict[tuple[str, str, str], int] = {}  # per reserved function
-        self.unreserved_in_use: dict[str, int] = {}  # per account
+        # Executions in progress: per (account, region, function) with a reservation, and per
+        # account for the unreserved pool.
+        self.in_use: dict[Hashable, int] = {}
 
-    @asynccontextmanager
-    async def lease(
+    def lease(
         self, account: str, function: tuple[str, str], reservations: Mapping[tuple[str, str], int]
-    ) -> AsyncIterator[None]:
+    ) -> _Lease:
+        """Count one execution now (or raise 429); ``with`` the lease releases it."""
         reserved = reservations.get(function)
+        key: Hashable
         if reserved is not None:
-            key = (account, *function)
-            used = self.in_use.get(key, 0)
-            if used >= reserved:
-                raise TooManyRequestsException(
-                    "Rate Exceeded.", reason="ReservedFunctionConcurrentInvocationLimitExceeded"
-                )
-            self.in_use[key] = used + 1
-            try:
-                yield
-            finally:
-                self.in_use[key] -= 1
-            return
-        pool = self.limit - sum(reservations.values())
-        used = self.unreserved_in_use.get(account, 0)
-        if used >= pool:
-            raise TooManyRequestsException(
-                "Rate Exceeded.", reason="ConcurrentInvocationLimitExceeded"
-            )
-        self.unreserved_in_use[account] = used + 1
-        try:
-            yield
-        finally:
-            self.unreserved_in_use[account] -= 1
+            key, limit = (account, *function), reserved
+            reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
+        else:
+            key, limit = account, self.limit - sum(reservations.values())
+            reason = "ConcurrentInvocationLimitExceeded"
+        used = self.in_use.get(key, 0)
+        if used >= limit:
+            raise TooManyRequestsException("Rate Exceeded.", reason=reason)
+        self.in_use[key] = used + 1
+        return _Lease(self.in_use, key)
+
+
+class _Lease:
+    """A plain context manager: the invoke path pays for no generator or coroutine here."""
+
+    __slots__ = ("_counts", "_key")
+
+    def __init__(self, counts: dict[Hashable, int], key: Hashable) -> None:
+        self._counts = counts
+        self._key = key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self._counts[self._key] -= 1

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import random
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from brazier.invoke.limits import AccountConcurrency
 from brazier.invoke.provisioning import ProvisionedEnvironments
+from brazier.model import ids
 from brazier.model.aliases import Alias
 from brazier.model.arns import LATEST, function_arn, resolve_ref
 from brazier.model.errors import (
@@ -280,7 +280,7 @@ class InvokeService:
         invoked_arn = function_arn(caller.region, caller.account, fv.name, target.qualifier)
         request = InvokeRequest(
             spec=spec,
-            request_id=cmd.request_id or str(uuid.uuid4()),
+            request_id=cmd.request_id or ids.request_id(),
             payload=cmd.payload or b"{}",
             invoked_arn=invoked_arn,
             client_context=client_context,
@@ -297,7 +297,7 @@ class InvokeService:
             self._tasks.create_task(self._run_event(caller, request))
             return InvokeReply(status=202, payload=b"")
         reservations = await self._reserved(caller.account)
-        async with self.concurrency.lease(caller.account, (fv.region, fv.name), reservations):
+        with self.concurrency.lease(caller.account, (fv.region, fv.name), reservations):
             result = await worker.invoke(request)
         return self._reply(result, tail=cmd.log_type == "Tail")
 
@@ -305,9 +305,7 @@ class InvokeService:
         try:
             spec = request.spec
             reservations = await self._reserved(caller.account)
-            async with self.concurrency.lease(
-                caller.account, (spec.region, spec.name), reservations
-            ):
+            with self.concurrency.lease(caller.account, (spec.region, spec.name), reservations):
                 await self.scheduler.choose(spec).invoke(request)
         except Exception:
             # Retries, destinations and DLQs arrive with the async pipeline; until then a failed
