@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -78,8 +79,13 @@ def test_reserved_concurrency_limits_parallel_invokes(
     name = deploy({"app.py": "import time\ndef handler(e, c):\n    time.sleep(1)\n    return 1\n"})
     client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
 
-    def one(_: int) -> str:
-        mine = lambda_client(server.url)
+    # Clients made up front and a barrier: the three invokes overlap (each runs for 1 s) even on
+    # a loaded machine, where making a boto3 client in a thread can take longer than that.
+    clients = [lambda_client(server.url) for _ in range(3)]
+    together = threading.Barrier(3)
+
+    def one(mine: Any) -> str:
+        together.wait()
         try:
             call(mine, name, {})
         except mine.exceptions.TooManyRequestsException as exc:
@@ -87,5 +93,5 @@ def test_reserved_concurrency_limits_parallel_invokes(
         return "ok"
 
     with ThreadPoolExecutor(3) as pool:
-        outcomes = sorted(pool.map(one, range(3)))
+        outcomes = sorted(pool.map(one, clients))
     assert outcomes == ["ReservedFunctionConcurrentInvocationLimitExceeded"] * 2 + ["ok"]
