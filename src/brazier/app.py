@@ -86,7 +86,6 @@ def build_app(settings: Settings) -> ASGIApp:
     worker = LocalWorker(
         open_sandbox_factory,
         logs,
-        tmp_root=data_dir / "tmp",
         idle_ttl=settings.idle_ttl_seconds,
         init_timeout=settings.init_timeout_seconds,
         prewarm_runtimes=(

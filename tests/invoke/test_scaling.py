@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import subprocess
 import sys
@@ -132,14 +133,27 @@ def test_many_functions_one_server(client: Any, deploy: Deploy, n: int) -> None:
     assert [call(client, name, {})[1] for name in names] == list(range(8))
 
 
+def _sandboxes_limited_to(server_pid: int, limit_mb: int) -> set[Path]:
+    """The memory cgroups of this server's sandboxes whose limit is ``limit_mb``
+    (MemorySize + EphemeralStorage, see sandbox/cgroups.py)."""
+    found = set()
+    for cg in Path("/sys/fs/cgroup/memory").glob(f"**/brazier-{server_pid}-*/sbx-*"):
+        with contextlib.suppress(OSError):
+            if int((cg / "memory.limit_in_bytes").read_text()) == limit_mb << 20:
+                found.add(cg)
+    return found
+
+
 def test_deleting_a_function_stops_its_environments(
     client: Any, deploy: Deploy, server: Any
 ) -> None:
-    name = deploy({"app.py": "import os\ndef handler(e, c):\n    return os.getpid()\n"})
-    before = set((server.data_dir / "tmp").iterdir())
+    name = deploy(
+        {"app.py": "def handler(e, c):\n    return 1\n"},
+        MemorySize=203, EphemeralStorage={"Size": 517},  # a limit no other sandbox has
+    )  # fmt: skip
     call(client, name, {})
-    mine = set((server.data_dir / "tmp").iterdir()) - before
-    assert len(mine) == 1  # this function's environment keeps its /tmp here
+    mine = _sandboxes_limited_to(server.proc.pid, 203 + 517)
+    assert len(mine) == 1  # this function's one environment
     client.delete_function(FunctionName=name)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(p.exists() for p in mine):

@@ -15,8 +15,7 @@ from brazier.sandbox import (
     LinuxSandboxFactory,
     RuntimeUnavailable,
     SandboxStartError,
-    prepare_tmp,
-    release_tmp,
+    TmpVolume,
 )
 
 from .conftest import code_dir, init_dir_with, json_lines, needs_root, output, run, spec
@@ -156,26 +155,35 @@ def test_unknown_interpreter_is_runtime_unavailable(tmp_path: Path) -> None:
     run(go, pool_size=0, python_roots=(tmp_path / "no-pyenv",))
 
 
-def test_tmp_dir_survives_a_reset(tmp_path: Path) -> None:
-    code = code_dir(tmp_path, "#!/bin/sh\ncat /tmp/keep 2>/dev/null; echo kept > /tmp/keep\n")
-    tmp_dir = tmp_path / "env-tmp"
+def _host_mounts() -> int:
+    return len(Path("/proc/self/mountinfo").read_text().splitlines())
 
-    async def go(f: LinuxSandboxFactory) -> list[str]:
-        outs = []
-        for _ in range(2):
-            sbx = await f.start(spec(code, tmp_dir=tmp_dir, ephemeral_mb=4))
+
+def test_tmp_survives_a_reset_and_is_mounted_nowhere_on_the_host(tmp_path: Path) -> None:
+    code = code_dir(
+        tmp_path, "#!/bin/sh\ncat /tmp/keep 2>/dev/null; echo kept > /tmp/keep; df -k /tmp\n"
+    )
+    vol = TmpVolume(4)
+
+    async def go(f: LinuxSandboxFactory) -> tuple[list[str], int, int]:
+        outs, before = [], _host_mounts()
+        for i in range(3):
+            if i == 2:
+                vol.close()  # the host's reference: the next sandbox gets a fresh /tmp
+                vol.close()  # idempotent
+            sbx = await f.start(spec(code, tmp=vol, ephemeral_mb=4))
             outs.append(await output(sbx))
+            during = _host_mounts()
             await sbx.kill()
-        return outs
+        return outs, before, during
 
     try:
-        assert run(go, pool_size=0) == ["", "kept\n"]
-        prepare_tmp(tmp_dir, 4)  # idempotent
-        assert (tmp_dir / "keep").read_text() == "kept\n"
+        outs, before, during = run(go, pool_size=0)
     finally:
-        release_tmp(tmp_dir)
-        release_tmp(tmp_dir)
-    assert not tmp_dir.exists()
+        vol.close()
+    assert [o.startswith("kept\n") for o in outs] == [False, True, False]
+    assert all(" 4096 " in o for o in outs), outs  # its size: EphemeralStorage
+    assert during == before  # no host mount per environment
 
 
 FAKE_PY_RUNTIME = """

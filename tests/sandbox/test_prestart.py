@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from brazier.sandbox import LinuxSandboxFactory, SandboxSpec, release_tmp
+from brazier.sandbox import LinuxSandboxFactory, SandboxSpec, TmpVolume
 from brazier.sandbox.factory import PRESTART_ENV, prestart_fits
 from brazier.sandbox.linux import LinuxSandbox
 
@@ -123,16 +123,17 @@ def test_prestarted_node_runs_unprivileged_with_the_functions_env(tmp_path: Path
         assert await f.prewarm(["nodejs20.x"]) == ["nodejs20.x"]
         await wait_pooled(f)
         spec = SandboxSpec(runtime="nodejs20.x", code_dir=task, handler="index.handler",
-                           env=node_env(), layer_dir=opt, tmp_dir=tmp_path / "tmp")  # fmt: skip
+                           env=node_env(), layer_dir=opt, tmp=vol)  # fmt: skip
         sbx = await f.start(spec)
         path, body = await serve_one(sbx, {"k": 1})
         await sbx.kill()
         return sbx, path, body
 
+    vol = TmpVolume(512)
     try:
         sbx, path, body = run(go)
     finally:
-        release_tmp(tmp_path / "tmp")
+        vol.close()
     assert sbx.prestarted
     assert path == "/2018-06-01/runtime/invocation/r1/response"
     assert body["event"] == {"k": 1}

@@ -1,9 +1,15 @@
-"""The two forks of one execution environment, run from the zygote (stdlib only, Python 3.9+).
+"""One execution environment's PID 1, forked by the zygote (stdlib only, Python 3.9+).
 
-A (child of the zygote) joins the sandbox's cgroups and unshares the namespaces; B (child of A) is
-PID 1 of the new pid namespace. B reports itself and its Runtime API listener to the host over
-its own control socket, waits for the spec (this is where pooled environments wait), builds the
-filesystem, drops every privilege, loads seccomp and becomes the runtime.
+The zygote forks B into a fresh pid namespace (it unshares CLONE_NEWPID for its next child just
+before the fork), so B is PID 1 there. B joins the sandbox's cgroups, unshares the other
+namespaces, reports itself and its Runtime API listener to the host over its own control socket
+and waits for the spec (this is where pooled environments wait).
+
+A pooled environment (the fork request carries its ``base``) does everything that does not depend
+on the function before it reports: it builds the base filesystem, pivots into it, and drops its
+capability bounding set (its effective capabilities stay until the spec). On the spec it only
+attaches the code, layers and /tmp trees, drops to the sandbox user, loads seccomp and becomes
+the runtime.
 
 Control socket messages (JSON over SOCK_SEQPACKET), B -> host:
   {"t": "forked", "pid": <host pid>} + the listener fd; then after the spec, one of
@@ -11,9 +17,9 @@ Control socket messages (JSON over SOCK_SEQPACKET), B -> host:
   {"t": "exec", "path": ...} followed by EOF when execve succeeded (the fd is close-on-exec),
   {"t": "error", "code": "Runtime.InvalidEntrypoint" | "Sandbox.Failure", "message": ...}.
 On an error B also writes the message to its output pipe and exits with 127 (no entrypoint) or 1.
-A pre-started (node) environment gets {"t": "prestart", ...} first and answers {"t": "ready"};
-its spec then yields {"t": "running"}, and {"t": "exit", "status": ...} when the runtime ends
-(see ``_prestarted``).
+A pre-started (node) environment (forked without ``base``) gets {"t": "prestart", ...} first and
+answers {"t": "ready"}; its spec then yields {"t": "running"}, and {"t": "exit", "status": ...}
+when the runtime ends (see ``_prestarted``).
 """
 
 from __future__ import annotations
@@ -29,10 +35,8 @@ from typing import Any
 
 import _brazier_linux as L
 
-NAMESPACES = (
-    L.CLONE_NEWNS | L.CLONE_NEWPID | L.CLONE_NEWIPC | L.CLONE_NEWUTS | L.CLONE_NEWNET
-    | L.CLONE_NEWCGROUP
-)  # fmt: skip
+# Unshared by B itself; its pid namespace is made by the zygote (see fork_b in zygote.py).
+NAMESPACES = L.CLONE_NEWNS | L.CLONE_NEWIPC | L.CLONE_NEWUTS | L.CLONE_NEWNET | L.CLONE_NEWCGROUP
 CTL_FD = 3
 
 
@@ -40,57 +44,35 @@ def _send(ctl: socket.socket, msg: dict[str, Any], fds: list[Any] | None = None)
     socket.send_fds(ctl, [json.dumps(msg).encode()], fds or [])
 
 
-def run_a(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
-    """Child A of the zygote: never returns."""
-    code = 1
-    try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        for procs in req["procs"]:
-            # SAFETY: cgroup write from a fresh single-threaded fork, before any namespace change;
-            # the host created these cgroups for this environment alone.
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
-        # SAFETY: A is single-threaded (fresh fork of the single-threaded zygote); unshare only
-        # affects A and its future children, never the zygote.
-        L.unshare(NAMESPACES)
-        # SAFETY: fork after unshare(NEWPID): B becomes PID 1 of the new namespace.
-        if os.fork() == 0:
-            _run_b(req, ctl_fd, out_fd)
-        code = 0
-    except BaseException:
-        try:
-            with socket.socket(fileno=os.dup(ctl_fd)) as ctl:
-                msg = "environment setup failed: " + traceback.format_exc(limit=3)
-                _send(ctl, {"t": "error", "code": "Sandbox.Failure", "message": msg})
-        except OSError:
-            pass
-    finally:
-        # SAFETY: _exit skips the zygote's atexit/finalizers that A inherited; B lives on.
-        os._exit(code)
-
-
-def _run_b(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
+def run_b(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
+    """PID 1 of a new environment, just forked by the zygote: never returns."""
     code = 1
     ctl = None
     try:
+        _enter_sandbox(req)
+    except BaseException:
+        try:
+            with socket.socket(fileno=os.dup(ctl_fd)) as early:
+                msg = "environment setup failed: " + traceback.format_exc(limit=3)
+                _send(early, {"t": "error", "code": "Sandbox.Failure", "message": msg})
+        except OSError:
+            pass
+        # SAFETY: PID 1 of its own namespace; exiting kills only this sandbox's processes.
+        os._exit(1)
+    try:
         host_pid = int(os.readlink("/proc/self"))  # still the host's /proc
-        null = os.open("/dev/null", os.O_RDWR)
-        os.dup2(null, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        os.dup2(ctl_fd, CTL_FD, inheritable=False)
-        for fd in [int(n) for n in os.listdir("/proc/self/fd")]:
-            if fd > CTL_FD:  # the zygote's sockets and every other inherited fd
-                with contextlib.suppress(OSError):  # the fd of the listdir itself
-                    os.close(fd)
-        ctl = socket.socket(fileno=CTL_FD)
+        ctl = _own_fds(ctl_fd, out_fd)
         socket.sethostname(req.get("hostname", "localhost"))
         L.loopback_up()
         lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         lst.bind(("127.0.0.1", 9001))
         lst.listen(128)
+        base = req.get("base")
+        if base is not None:
+            _build_base(base)
+            _pivot(base["root"])
+            seccomp = _prepare_drop(base)
         _send(ctl, {"t": "forked", "pid": host_pid}, [lst.fileno()])
         lst.close()  # only the host keeps the listener: nothing inside can accept on it
         data, tree_fds, _, _ = socket.recv_fds(ctl, 1 << 20, 8)
@@ -98,11 +80,13 @@ def _run_b(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
             code = 0
             return
         spec = json.loads(data)
-        if spec.get("t") == "prestart":
+        if base is None:
+            if spec.get("t") != "prestart":
+                raise RuntimeError(f"an environment without a base got {spec.get('t')!r}")
             code = _prestarted(ctl, spec)
             return
-        _build_fs(spec, tree_fds)
-        _drop_privileges(spec)
+        _attach_trees("", spec, tree_fds)
+        _finish_drop(base, seccomp)
         code = _become_runtime(ctl, spec)
     except BaseException:
         msg = "sandbox init failed: " + traceback.format_exc(limit=4)
@@ -110,6 +94,34 @@ def _run_b(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
     finally:
         # SAFETY: PID 1 of its own namespace; exiting kills only this sandbox's processes.
         os._exit(code)
+
+
+def _own_fds(ctl_fd: int, out_fd: int) -> socket.socket:
+    """stdin from /dev/null, stdout and stderr to the output pipe, the control socket at CTL_FD,
+    and nothing else inherited from the zygote. Returns the control socket."""
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    os.dup2(ctl_fd, CTL_FD, inheritable=False)
+    for fd in [int(n) for n in os.listdir("/proc/self/fd")]:
+        if fd > CTL_FD:  # the zygote's sockets and every other inherited fd
+            with contextlib.suppress(OSError):  # the fd of the listdir itself
+                os.close(fd)
+    return socket.socket(fileno=CTL_FD)
+
+
+def _enter_sandbox(req: dict[str, Any]) -> None:
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for procs in req["procs"]:
+        # SAFETY: cgroup write ("0": the writer) from a fresh single-threaded fork, before the
+        # cgroup namespace is unshared; the host created these cgroups for this environment alone.
+        with open(procs, "w") as f:
+            f.write("0")
+    # SAFETY: B is single-threaded (a fresh fork of the single-threaded zygote); unshare moves
+    # only B (and its future children) into new namespaces, never the zygote.
+    L.unshare(NAMESPACES)
 
 
 def _report(ctl: socket.socket | None, code: str, message: str) -> None:
@@ -142,12 +154,6 @@ def _attach_trees(root: str, spec: dict[str, Any], tree_fds: list[Any]) -> None:
         opts = "size={}m,mode=1777".format(spec["tmp_size_mb"])
         # SAFETY: a fresh tmpfs on the sandbox's own /tmp mount point, in B's private mount ns.
         L.mount("tmpfs", root + "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, opts)  # noqa: S108
-
-
-def _build_fs(spec: dict[str, Any], tree_fds: list[Any]) -> None:
-    _build_base(spec)
-    _attach_trees(spec["root"], spec, tree_fds)
-    _pivot(spec["root"])
 
 
 def _build_base(spec: dict[str, Any]) -> None:
@@ -183,13 +189,22 @@ def _pivot(root: str) -> None:
     L.mount(None, "/", None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_NOSUID, None)
 
 
-def _drop_privileges(spec: dict[str, Any]) -> None:
+def _prepare_drop(spec: dict[str, Any]) -> L.SeccompProgram:
+    """The part of the privilege drop that can precede the spec: the file limit and the bounding
+    and ambient capability sets (the effective set, needed for the mounts, stays), and the
+    seccomp program built, ready to install."""
     import resource
 
     nofile = spec["nofile"]
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
     # SAFETY: still root with CAP_SETPCAP, which bounding-set drops need; done before setuid.
     L.clear_capabilities(L.cap_last_cap())
+    if not SECCOMP[0]:
+        raise RuntimeError("no seccomp filter loaded in the zygote")
+    return L.SeccompProgram(SECCOMP[0])
+
+
+def _finish_drop(spec: dict[str, Any], seccomp: L.SeccompProgram) -> None:
     os.setgroups([])
     os.setresgid(spec["gid"], spec["gid"], spec["gid"])
     os.setresuid(spec["uid"], spec["uid"], spec["uid"])
@@ -197,10 +212,12 @@ def _drop_privileges(spec: dict[str, Any]) -> None:
     # SAFETY: no_new_privs first, so the filter is allowed without CAP_SYS_ADMIN and no exec can
     # regain privileges; the filter is the last privileged step.
     L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
-    if not SECCOMP[0]:
-        raise RuntimeError("no seccomp filter loaded in the zygote")
-    L.load_seccomp(SECCOMP[0])
+    seccomp.install()
     os.umask(0o022)
+
+
+def _drop_privileges(spec: dict[str, Any]) -> None:
+    _finish_drop(spec, _prepare_drop(spec))
 
 
 WAIT_FD = 3  # the pre-started runtime's end of its socket to B (see _prestarted)

@@ -4,14 +4,15 @@ Started by the host as ``python3.X -I -S -B zygote.py <control fd> <seccomp bpf 
 pre-imports what the Lambda runtime client needs (and ``python_runtime`` when present), then
 serves fork requests from the host on the control socket (JSON over SOCK_SEQPACKET):
 
-  host -> zygote  {"op": "fork", "procs": [cgroup.procs paths...], "hostname": ...}
+  host -> zygote  {"op": "fork", "procs": [cgroup.procs paths...], "hostname": ..., "base": ...}
                   + fds [the environment's control socket, the write end of its output pipe]
   zygote -> host  {"t": "hello", "pid": ..., "python": "3.X.Y", "python_runtime": bool}
                   {"t": "exit", "pid": <host pid of a sandbox PID 1>, "status": <wait status>}
 
-The zygote is a child subreaper, so every sandbox PID 1 (the grandchild B) is re-parented to it
-and reaped here; its wait status goes to the host. Tenant code never runs or gets imported here:
-``/var/task`` exists only inside the sandboxes. EOF on the control socket ends the zygote.
+Each sandbox PID 1 (B) is the zygote's own child, forked into a fresh pid namespace (fork_b),
+and reaped here; its wait status goes to the host (orphans inside a sandbox go to its PID 1).
+Tenant code never runs or gets imported here: ``/var/task`` exists only inside the sandboxes. EOF
+on the control socket ends the zygote.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import select
 import signal
 import socket
 import sys
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -133,8 +135,6 @@ def main() -> None:
     # copy) any of them. With a handler that calls gc.collect(), an idle python3.11 environment
     # holds 3.1 MiB of private memory with this, 6.4 MiB without.
     gc.freeze()
-    # SAFETY: makes every orphaned sandbox PID 1 our child, so we can reap it and report status.
-    _brazier_linux.prctl(_brazier_linux.PR_SET_CHILD_SUBREAPER, 1)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
@@ -149,29 +149,40 @@ def main() -> None:
         "stdlib_path": sys.path[1:],  # -I -S: just the zip, the stdlib and lib-dynload
     }
     ctl.send(json.dumps(hello).encode())
-    forks_a: set[int] = set()
+    # Our own pid namespace, to return to before each fork (see fork_b).
+    own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     while True:
         ready, _, _ = select.select([ctl.fileno(), wake_r], [], [])
         if wake_r in ready:
-            _reap(ctl, forks_a, wake_r)
+            _reap(ctl, wake_r)
         if ctl.fileno() in ready:
             data, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 4)
             if not data:
                 return
             req = json.loads(data)
             if req.get("op") == "fork" and len(fds) == 2:
-                # SAFETY: the zygote is single-threaded, so fork copies a consistent interpreter;
-                # the child only runs run_a, which ends in os._exit.
-                pid = os.fork()
-                if pid == 0:
-                    ctl.close()
-                    _brazier_child.run_a(req, fds[0], fds[1])
-                forks_a.add(pid)
+                fork_b(own_pid_ns, ctl, req, fds[0], fds[1])
             for fd in fds:
                 os.close(fd)
 
 
-def _reap(ctl: socket.socket, forks_a: set[int], wake_r: int) -> None:
+def fork_b(
+    own_pid_ns: int, ctl: socket.socket, req: dict[str, Any], ctl_fd: int, out_fd: int
+) -> None:
+    """Fork an environment's PID 1 in a pid namespace of its own: one fork, where an unshare in
+    the child would need a second one (unshare(CLONE_NEWPID) moves only the caller's children)."""
+    # SAFETY: these change only which pid namespace the zygote's *next child* starts in: back to
+    # our own (unshare refuses otherwise), then a fresh one. The zygote itself never moves.
+    _brazier_linux.setns(own_pid_ns, _brazier_linux.CLONE_NEWPID)
+    _brazier_linux.unshare(_brazier_linux.CLONE_NEWPID)
+    # SAFETY: the zygote is single-threaded, so fork copies a consistent interpreter; the child
+    # only runs run_b, which ends in os._exit. The zygote reaps it (see _reap).
+    if os.fork() == 0:
+        ctl.close()
+        _brazier_child.run_b(req, ctl_fd, out_fd)
+
+
+def _reap(ctl: socket.socket, wake_r: int) -> None:
     try:
         while os.read(wake_r, 512):
             pass
@@ -184,10 +195,7 @@ def _reap(ctl: socket.socket, forks_a: set[int], wake_r: int) -> None:
             return
         if pid == 0:
             return
-        if pid in forks_a:
-            forks_a.discard(pid)
-        else:
-            ctl.send(json.dumps({"t": "exit", "pid": pid, "status": status}).encode())
+        ctl.send(json.dumps({"t": "exit", "pid": pid, "status": status}).encode())
 
 
 if __name__ == "__main__":

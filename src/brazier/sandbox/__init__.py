@@ -3,7 +3,7 @@
 from .base import ExitStatus, FactoryStatistics, Sandbox, SandboxFactory, SandboxSpec
 from .errors import RuntimeUnavailable, SandboxError, SandboxStartError, SandboxUnavailable
 from .factory import LinuxSandboxFactory, open_sandbox_factory
-from .rootfs import prepare_tmp, release_tmp
+from .rootfs import TmpVolume
 
 __all__ = [
     "ExitStatus",
@@ -16,7 +16,6 @@ __all__ = [
     "SandboxSpec",
     "SandboxStartError",
     "SandboxUnavailable",
+    "TmpVolume",
     "open_sandbox_factory",
-    "prepare_tmp",
-    "release_tmp",
 ]

@@ -11,7 +11,10 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .rootfs import TmpVolume
 
 RUNTIME_API_ADDRESS = "127.0.0.1:9001"
 
@@ -21,8 +24,9 @@ class SandboxSpec:
     """Everything one execution environment needs. Validated at construction.
 
     ``env`` is the complete environment of the runtime process; the sandbox adds only
-    ``AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001`` when it is absent. ``tmp_dir``, when given, is a host
-    directory the caller keeps across resets of the same environment (see ``prepare_tmp``).
+    ``AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001`` when it is absent. ``tmp``, when given, is the /tmp
+    the caller keeps across resets of the same environment (see ``TmpVolume``); without it each
+    sandbox gets a fresh one.
     """
 
     runtime: str
@@ -32,7 +36,7 @@ class SandboxSpec:
     ephemeral_mb: int = 512
     env: Mapping[str, str] = field(default_factory=dict)
     layer_dir: Path | None = None
-    tmp_dir: Path | None = None
+    tmp: TmpVolume | None = None
 
     def __post_init__(self) -> None:
         if self.memory_mb < 16:

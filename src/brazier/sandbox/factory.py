@@ -41,7 +41,6 @@ from .rootfs import (
     add_mount_point,
     build_skeleton,
     open_tree_clone,
-    prepare_tmp,
 )
 from .seccomp import build_filter_bpf
 from .zygotes import Zygote
@@ -205,7 +204,7 @@ class LinuxSandboxFactory:
             return {
                 "t": "spec",
                 "trees": self._trees(spec, trees),
-                "tmp_size_mb": 0 if spec.tmp_dir else spec.ephemeral_mb,
+                "tmp_size_mb": 0 if spec.tmp is not None else spec.ephemeral_mb,
                 "env": env,
                 "handler": spec.handler,
             }
@@ -242,16 +241,30 @@ class LinuxSandboxFactory:
         self._from_pool += pooled
         return sbx
 
-    def _binds_for(self, launch: Launch, zyg: Zygote) -> list[tuple[str, str, bool]]:
+    def _binds_for(self, zyg: Zygote, extra: Path | None = None) -> list[tuple[str, str, bool]]:
         binds = list(self._binds)
-        for prefix in (zyg.interpreter.prefix, launch.extra_prefix):
+        for prefix in (zyg.interpreter.prefix, extra):
             if prefix is not None:
                 binds.append((str(prefix), add_mount_point(self._root, prefix), True))
         binds.append((str(self._init_dir), "/var/runtime", True))
         return binds
 
-    def _trees(self, spec: SandboxSpec, fds: list[int]) -> list[tuple[int, str, bool]]:
-        """Detached mount trees of the code, layers and /tmp (fds appended to ``fds``)."""
+    def _base(self, zyg: Zygote) -> dict[str, Any]:
+        """What a pooled environment of ``zyg`` builds before its function is known."""
+        return {
+            "root": str(self._root),
+            "binds": self._binds_for(zyg),
+            "shm_mb": self._shm_mb,
+            "uid": SANDBOX_UID,
+            "gid": SANDBOX_GID,
+            "nofile": 1024,
+        }
+
+    def _trees(
+        self, spec: SandboxSpec, fds: list[int], extra: Path | None = None
+    ) -> list[tuple[int, str, bool]]:
+        """Detached mount trees of the code, layers, /tmp and an ``extra`` prefix (a runtime's
+        outside the zygote's binds), fds appended to ``fds``."""
         trees: list[tuple[int, str, bool]] = []
 
         def tree(path: Path, dst: str, ro: bool) -> None:
@@ -261,19 +274,23 @@ class LinuxSandboxFactory:
                 raise SandboxStartError("Sandbox.Failure", f"cannot mount {path}: {e}") from e
             trees.append((len(fds) - 1, dst, ro))
 
+        if extra is not None:
+            tree(extra, add_mount_point(self._root, extra), True)
         tree(spec.code_dir, "/var/task", True)
         if spec.layer_dir is not None:
             tree(spec.layer_dir, "/opt", True)
-        if spec.tmp_dir is not None:
-            prepare_tmp(spec.tmp_dir, spec.ephemeral_mb)
-            tree(spec.tmp_dir, "/tmp", False)  # noqa: S108 - the sandbox's own /tmp
+        if spec.tmp is not None:
+            try:
+                fds.append(spec.tmp.clone())
+            except OSError as e:
+                raise SandboxStartError("Sandbox.Failure", f"cannot mount /tmp: {e}") from e
+            trees.append((len(fds) - 1, "/tmp", False))  # noqa: S108 - the sandbox's own /tmp
         return trees
 
     def _plan(
         self, spec: SandboxSpec, launch: Launch, zyg: Zygote, fds: list[int]
     ) -> dict[str, Any]:
-        binds = self._binds_for(launch, zyg)
-        trees = self._trees(spec, fds)
+        trees = self._trees(spec, fds, launch.extra_prefix)
         env = spec.runtime_env()
         minor = launch.python_minor
         extra = [p for p in env.get("PYTHONPATH", "").split(":") if p]
@@ -282,19 +299,13 @@ class LinuxSandboxFactory:
         sys_path += ["/var/runtime"] if "/var/runtime" not in sys_path else []
         return {
             "t": "spec",
-            "root": str(self._root),
-            "binds": binds,
             "trees": trees,
-            "tmp_size_mb": 0 if spec.tmp_dir else spec.ephemeral_mb,
-            "shm_mb": self._shm_mb,
+            "tmp_size_mb": 0 if spec.tmp is not None else spec.ephemeral_mb,
             "env": env,
             "mode": launch.mode,
             "exec": {"candidates": launch.exec_candidates, "args": launch.exec_args},
             "handler": spec.handler,
             "sys_path": sys_path,
-            "uid": SANDBOX_UID,
-            "gid": SANDBOX_GID,
-            "nofile": 1024,
         }
 
     async def _zygote(self, interp: Interpreter) -> Zygote:
@@ -341,11 +352,11 @@ class LinuxSandboxFactory:
             self._node_wakeups[key].set()
 
     async def _prestart(self, zyg: Zygote, launch: Launch) -> LinuxSandbox:
-        sbx = await self._prefork(zyg)
+        sbx = await self._prefork(zyg, prestart=True)
         plan = {
             "t": "prestart",
             "root": str(self._root),
-            "binds": self._binds_for(launch, zyg),
+            "binds": self._binds_for(zyg, launch.extra_prefix),
             "shm_mb": self._shm_mb,
             "exec": {"path": launch.exec_candidates[0], "args": list(launch.exec_args)},
             "env": PRESTART_ENV,
@@ -389,7 +400,9 @@ class LinuxSandboxFactory:
             if zyg.interpreter.path in self._wakeups:
                 self._wakeups[zyg.interpreter.path].set()
 
-    async def _prefork(self, zyg: Zygote) -> LinuxSandbox:
+    async def _prefork(self, zyg: Zygote, *, prestart: bool = False) -> LinuxSandbox:
+        """A new environment of ``zyg``, waiting for its function with its base filesystem built
+        and pivoted into; or, to be pre-started, waiting for its pre-start plan."""
         sid = "sbx-" + secrets.token_hex(6)
         cg = self._tree.child(sid)
         try:
@@ -403,7 +416,9 @@ class LinuxSandboxFactory:
         mine.setblocking(False)
         sbx = LinuxSandbox(sid, zyg, cg, mine, out_r)
         try:
-            zyg.fork(cg.procs_files(), theirs.fileno(), out_w)
+            zyg.fork(
+                cg.procs_files(), theirs.fileno(), out_w, None if prestart else self._base(zyg)
+            )
         finally:
             theirs.close()
             os.close(out_w)

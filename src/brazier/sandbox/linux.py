@@ -79,7 +79,7 @@ class LinuxSandbox:
 
     def _only_child_pid(self) -> int:
         """The one process of the cgroup besides PID 1 (0 if not exactly one): read once, when
-        only PID 1 and the runtime process exist in it (the short-lived A has exited)."""
+        only PID 1 and the runtime process exist in it."""
         try:
             with open(self.cgroup.procs_files()[0]) as f:
                 pids = [int(p) for p in f.read().split() if int(p) != self._pid]

@@ -9,7 +9,6 @@ there is no /sys and no other host file.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import shutil
@@ -69,54 +68,100 @@ def add_mount_point(root: Path, absolute: Path) -> str:
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_MNT_DETACH = 2
 
-
-def prepare_tmp(path: Path, size_mb: int) -> None:
-    """Mount a tmpfs of ``size_mb`` at host dir ``path`` (created if needed), once.
-
-    Idempotent: an existing mount at ``path`` is kept as it is, so /tmp survives a reset of the
-    environment that owns it. Pages are charged to the memcg of the sandbox that writes them.
-    """
-    path.mkdir(parents=True, exist_ok=True)
-    if os.path.ismount(path):
-        return
-    opts = f"size={size_mb}m,mode=1777".encode()
-    # SAFETY: mounts over a directory the caller owns for this environment; nosuid/nodev.
-    if _libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", ctypes.c_ulong(2 | 4), opts) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount tmpfs on {path}: {os.strerror(err)}")
-
-
-def release_tmp(path: Path) -> None:
-    """Unmount (lazily) what ``prepare_tmp`` mounted and remove the directory. Idempotent."""
-    # SAFETY: detach only this tmpfs; sandboxes still holding it keep it until they exit.
-    if os.path.ismount(path) and _libc.umount2(str(path).encode(), _MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"umount {path}: {os.strerror(err)}")
-    with contextlib.suppress(FileNotFoundError, OSError):
-        path.rmdir()
-
-
-_SYS_OPEN_TREE = 428  # x86_64 and aarch64
+_SYS_OPEN_TREE, _SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT = 428, 430, 431, 432  # x86_64, aarch64
 _OPEN_TREE_CLONE = 1
 _O_CLOEXEC = 0o2000000
+_FSOPEN_CLOEXEC = 1
+_FSCONFIG_SET_STRING, _FSCONFIG_CMD_CREATE = 1, 6
+_MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV = 0x2, 0x4
+_AT_EMPTY_PATH = 0x1000
+
+
+def _syscall_fd(what: str, nr: int, *args: object) -> int:
+    fd = int(_libc.syscall(ctypes.c_long(nr), *args))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return fd
+
+
+class TmpVolume:
+    """One environment's /tmp: a tmpfs of ``size_mb`` that the host holds only by fd.
+
+    It is created with fsopen/fsmount as a detached mount, so it is mounted nowhere in the host's
+    namespace: a thousand environments add no host mounts (each new sandbox's mount namespace
+    starts as a copy of the host's, so every host mount would slow every sandbox start), and a
+    server killed with -9 leaves none behind. Each sandbox of the environment gets a clone of it
+    (``clone``), so the files survive a reset, as Lambda's /tmp does. Pages are charged to the
+    memory cgroup of the sandbox that writes them. ``close`` frees it once no sandbox holds it.
+    """
+
+    def __init__(self, size_mb: int) -> None:
+        self.size_mb = size_mb
+        self._fd = -1
+
+    def _create(self) -> int:
+        # SAFETY: a new tmpfs superblock, attached to no mount point; the host keeps only an fd.
+        fs = _syscall_fd("fsopen tmpfs", _SYS_FSOPEN, b"tmpfs", ctypes.c_uint(_FSOPEN_CLOEXEC))
+        try:
+            for key, value in ((b"size", f"{self.size_mb}m".encode()), (b"mode", b"1777")):
+                _syscall_fd(
+                    "fsconfig " + key.decode(),
+                    _SYS_FSCONFIG,
+                    ctypes.c_int(fs),
+                    ctypes.c_uint(_FSCONFIG_SET_STRING),
+                    key,
+                    value,
+                    ctypes.c_int(0),
+                )
+            _syscall_fd(
+                "fsconfig create",
+                _SYS_FSCONFIG,
+                ctypes.c_int(fs),
+                ctypes.c_uint(_FSCONFIG_CMD_CREATE),
+                None,
+                None,
+                ctypes.c_int(0),
+            )
+            attrs = ctypes.c_uint(_MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV)
+            return _syscall_fd("fsmount", _SYS_FSMOUNT, ctypes.c_int(fs), ctypes.c_uint(1), attrs)
+        finally:
+            os.close(fs)
+
+    def clone(self) -> int:
+        """A new detached mount of this /tmp, as an fd for one sandbox to attach (the caller
+        closes it). Creates the tmpfs on first use."""
+        if self._fd < 0:
+            self._fd = self._create()
+        # SAFETY: an anonymous clone of our own detached tmpfs, owned by the returned fd.
+        return _syscall_fd(
+            "open_tree /tmp",
+            _SYS_OPEN_TREE,
+            ctypes.c_int(self._fd),
+            b"",
+            ctypes.c_uint(_OPEN_TREE_CLONE | _O_CLOEXEC | _AT_EMPTY_PATH),
+        )
+
+    def close(self) -> None:
+        """Drop the host's reference (the files go with the last sandbox holding a clone).
+        Idempotent. Freeing a full tmpfs takes a while: call it off the event loop."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 def open_tree_clone(path: Path) -> int:
     """A detached copy of the mount at ``path`` (a bind of that directory), as an fd.
 
-    A pre-forked sandbox's mount namespace predates the spec, so it cannot bind host paths that
-    were mounted later (a fresh /tmp tmpfs); a detached tree can be attached in any namespace.
+    A pre-forked sandbox's mount namespace predates the spec, so it cannot bind what the host
+    decides later (the function's code and layers); a detached tree can be attached anywhere.
     """
     # SAFETY: creates an anonymous bind mount owned by this fd only; closing the fd frees it.
-    fd = int(
-        _libc.syscall(
-            ctypes.c_long(_SYS_OPEN_TREE), ctypes.c_int(-100), str(path).encode(),
-            ctypes.c_uint(_OPEN_TREE_CLONE | _O_CLOEXEC),
-        )
-    )  # fmt: skip
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"open_tree {path}: {os.strerror(err)}")
-    return fd
+    return _syscall_fd(
+        f"open_tree {path}",
+        _SYS_OPEN_TREE,
+        ctypes.c_int(-100),
+        str(path).encode(),
+        ctypes.c_uint(_OPEN_TREE_CLONE | _O_CLOEXEC),
+    )

@@ -127,10 +127,16 @@ class Zygote:
             self._exits[pid] = fut
         return fut
 
-    def fork(self, procs: list[str], ctl_fd: int, out_fd: int) -> None:
+    def fork(
+        self, procs: list[str], ctl_fd: int, out_fd: int, base: dict[str, Any] | None = None
+    ) -> None:
+        """Fork an environment. With ``base`` (root, binds, shm_mb, uid, gid, nofile) it builds
+        that filesystem and pivots into it before it reports ``forked``; without, it waits for a
+        pre-start plan (see ``_brazier_child``)."""
         if self._sock is None:
             raise SandboxUnavailable("the zygote is gone")
-        req = json.dumps({"op": "fork", "procs": procs, "hostname": "localhost"}).encode()
+        msg = {"op": "fork", "procs": procs, "hostname": "localhost", "base": base}
+        req = json.dumps(msg).encode()
         try:
             # SAFETY: SEQPACKET send of one small message; the zygote owns the fork.
             socket.send_fds(self._sock, [req], [ctl_fd, out_fd])

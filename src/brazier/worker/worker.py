@@ -7,12 +7,10 @@ the control plane).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
 
 from brazier.model.errors import ServiceException
 from brazier.model.invocation import (
@@ -22,7 +20,7 @@ from brazier.model.invocation import (
     LogSink,
     WorkerStatistics,
 )
-from brazier.sandbox import RuntimeUnavailable, SandboxFactory, SandboxUnavailable, release_tmp
+from brazier.sandbox import RuntimeUnavailable, SandboxFactory, SandboxUnavailable
 from brazier.worker.environment import Environment
 from brazier.worker.pool import EnvironmentPool
 
@@ -35,7 +33,6 @@ class LocalWorker:
         open_factory: Callable[[], AbstractAsyncContextManager[SandboxFactory]],
         sink: LogSink,
         *,
-        tmp_root: Path,
         idle_ttl: float,
         init_timeout: float,
         reap_interval: float = 5.0,
@@ -46,7 +43,6 @@ class LocalWorker:
         self._open_factory = open_factory
         self._factory: SandboxFactory | None = None
         self._sink = sink
-        self._tmp_root = tmp_root
         self._idle_ttl = idle_ttl
         self._init_timeout = init_timeout
         self._reap_interval = min(reap_interval, max(idle_ttl / 2, 0.05))
@@ -60,11 +56,6 @@ class LocalWorker:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[LocalWorker]:
         """Own the background work (settling environments, reaping); close everything on exit."""
-        self._tmp_root.mkdir(parents=True, exist_ok=True)
-        # /tmp mounts of environments a killed server left behind (kill -9): unmount them.
-        for stale in list(self._tmp_root.iterdir()):
-            with contextlib.suppress(OSError):
-                release_tmp(stale)
         async with self._open_factory() as factory, asyncio.TaskGroup() as tg:
             self._factory = factory
             self._tasks = tg
@@ -95,7 +86,6 @@ class LocalWorker:
             spec,
             self._factory,
             self._sink,
-            tmp_root=self._tmp_root,
             init_timeout=self._init_timeout,
             clock=self._clock,
         )
