@@ -76,11 +76,11 @@ def test_reserved_concurrency_zero_throttles_everything(client: Any, deploy: Dep
 def test_reserved_concurrency_limits_parallel_invokes(
     client: Any, deploy: Deploy, server: Any
 ) -> None:
-    name = deploy({"app.py": "import time\ndef handler(e, c):\n    time.sleep(1)\n    return 1\n"})
+    name = deploy({"app.py": "import time\ndef handler(e, c):\n    time.sleep(3)\n    return 1\n"})
     client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
 
-    # Clients made up front and a barrier: the three invokes overlap (each runs for 1 s) even on
-    # a loaded machine, where making a boto3 client in a thread can take longer than that.
+    # Clients made up front, a barrier and a 3 s handler: the three invokes overlap even on a
+    # loaded machine (making a boto3 client in a thread, or one slow request, took over 1 s).
     clients = [lambda_client(server.url) for _ in range(3)]
     together = threading.Barrier(3)
 

@@ -179,6 +179,11 @@ class RuntimeSessionProtocol(Protocol):
         Raises :class:`SessionAborted` if the session is aborted, closed or failed init."""
         ...
 
+    @property
+    def idle(self) -> bool:
+        """Whether ``wait_idle`` would return at once without raising."""
+        ...
+
     def abort(self, reason: str) -> None:
         """Put the session in its terminal state: fail every pending call with
         :class:`SessionAborted` and drop all connections. Idempotent; never raises."""

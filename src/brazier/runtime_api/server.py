@@ -191,6 +191,10 @@ class RuntimeSession:
             await self._idle_waiters.wait()
 
     @property
+    def idle(self) -> bool:
+        return self._abort_reason is None and self._machine.state is _S.READY
+
+    @property
     def state(self) -> RuntimeState:
         """The runtime's current state (for logs and tests)."""
         return self._machine.state

@@ -20,10 +20,10 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from brazier.model.errors import InvalidStateTransition
 from brazier.model.invocation import FunctionSpec, InvokeRequest, InvokeResult, LogSink, Outcome
@@ -49,6 +49,7 @@ from brazier.worker.runtime_env import build_environment
 
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100
 _T = TypeVar("_T")
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
 class EnvState(enum.Enum):
@@ -115,6 +116,7 @@ class Environment:
         self._lines = logformat.PlatformLines(spec.log_format, spec.system_log_level)
         self._frozen = False
         self._freezer: asyncio.Task[None] | None = None
+        self._freeze_timer: asyncio.TimerHandle | None = None
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -240,9 +242,7 @@ class Environment:
 
     async def reset(self) -> None:
         """Kill the sandbox; keep the environment (log stream, /tmp) for a re-init."""
-        if self._freezer is not None:
-            self._freezer.cancel()
-            self._freezer = None
+        self._cancel_freeze()
         sandbox, self._sandbox = self._sandbox, None
         if sandbox is not None:
             with suppress(ValueError, OSError):
@@ -418,27 +418,54 @@ class Environment:
         self.last_used = self._clock()
         return True
 
-    async def freeze_when_idle(self, delay: float) -> None:
+    def settle_now(self) -> bool:
+        """``settle`` when there is nothing to wait for: the runtime is already back on
+        ``/next`` (the usual case: our runtime clients ask for it in the write that carries the
+        result). False when the caller must ``await settle()``."""
+        session = self._session
+        if self.state is not EnvState.FINISHING or session is None or not session.idle:
+            return False
+        self._move(EnvState.READY)
+        self.last_used = self._clock()
+        return True
+
+    def freeze_later(self, delay: float, spawn: Spawn) -> None:
         """Freeze the sandbox once it has stayed READY for ``delay`` seconds.
 
-        Runs in the worker's task group; the next invocation cancels it (and thaws if the freeze
-        had begun), so a quick succession of invocations never pays for freeze and thaw. Lambda
-        freezes at once; a delay of a few milliseconds lets a background thread run that much
-        longer, no more."""
-        self._freezer = asyncio.current_task()
-        try:
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if self.state is EnvState.READY and self._sandbox is not None:
-                self._frozen = True  # set first: a cancelled freeze must still be undone
-                await self._sandbox.freeze()
-        finally:
+        A timer, not a task: the next invocation cancels it for the price of a handle (and thaws
+        if the freeze had begun), so a quick succession of invocations never pays for freeze and
+        thaw. ``spawn`` runs the freeze (the worker's task group). Lambda freezes at once; a
+        delay of a few milliseconds lets a background thread run that much longer, no more."""
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._freeze_timer = loop.call_later(max(delay, 0.0), self._freeze_due, spawn)
+
+    def _freeze_due(self, spawn: Spawn) -> None:
+        self._freeze_timer = None
+        sandbox = self._sandbox
+        if self.state is EnvState.READY and sandbox is not None and self._freezer is None:
+            self._frozen = True  # set first: a cancelled freeze must still be undone
+            task = self._freezer = spawn(sandbox.freeze())
+            task.add_done_callback(self._freeze_done)
+
+    def _freeze_done(self, task: asyncio.Task[None]) -> None:
+        if self._freezer is task:
             self._freezer = None
 
-    async def _unfreeze(self) -> None:
-        freezer = self._freezer
-        if freezer is not None and freezer is not asyncio.current_task():
+    def _cancel_freeze(self) -> asyncio.Task[None] | None:
+        """Stop a pending or running freeze; returns the running one (to await)."""
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+            self._freeze_timer = None
+        freezer, self._freezer = self._freezer, None
+        if freezer is not None:
             freezer.cancel()
+        return freezer
+
+    async def _unfreeze(self) -> None:
+        freezer = self._cancel_freeze()
+        if freezer is not None:
             with suppress(asyncio.CancelledError):
                 await freezer
         if self._frozen and self._sandbox is not None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Callable
 
 from brazier.model.invocation import FunctionSpec
-from brazier.worker.environment import Environment, EnvState
+from brazier.worker.environment import Environment, EnvState, Spawn
 
 EnvFactory = Callable[[FunctionSpec], Environment]
 
@@ -20,13 +21,17 @@ REUSE_WAIT_S = 0.02
 class EnvironmentPool:
     """Environments of one ``FunctionSpec``. One invocation per environment at a time."""
 
-    def __init__(self, spec: FunctionSpec, make_env: EnvFactory, *, freeze_after: float) -> None:
+    def __init__(
+        self, spec: FunctionSpec, make_env: EnvFactory, spawn: Spawn, *, freeze_after: float
+    ) -> None:
         self.spec = spec
         self._freeze_after = freeze_after
         self._make_env = make_env
+        self._spawn = spawn
         self.environments: list[Environment] = []
         self._ready: list[Environment] = []  # LIFO: the warmest first
-        self._freed = asyncio.Condition()
+        # Invocations waiting briefly for a FINISHING environment (see acquire).
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.cold_starts = 0
         self.warm_starts = 0
         self.retired = False
@@ -39,8 +44,7 @@ class EnvironmentPool:
     async def prewarm(self, env: Environment) -> None:
         """Initialise ``env`` ahead of any invocation (provisioned concurrency)."""
         if await env.prewarm():
-            self._ready.append(env)
-            await env.freeze_when_idle(self._freeze_after)
+            self.offer(env)
 
     def acquire_ready(self) -> Environment | None:
         """An already initialised environment, or None (never starts one)."""
@@ -69,12 +73,21 @@ class EnvironmentPool:
         env = self.acquire_nowait()
         if env is not None:
             return env
-        if any(e.state is EnvState.FINISHING for e in self.environments):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REUSE_WAIT_S
+        while any(e.state is EnvState.FINISHING for e in self.environments):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            freed = loop.create_future()
+            self._waiters.append(freed)
             try:
-                async with asyncio.timeout(REUSE_WAIT_S), self._freed:
-                    await self._freed.wait_for(lambda: bool(self._ready))
+                async with asyncio.timeout(remaining):
+                    await freed
             except TimeoutError:
-                pass
+                break
+            finally:
+                freed.cancel()  # a no-op once set; lets offer() skip it otherwise
             env = self.acquire_nowait()
             if env is not None:
                 return env
@@ -83,20 +96,31 @@ class EnvironmentPool:
         self.cold_starts += 1
         return env
 
-    async def release(self, env: Environment) -> None:
-        """Hand back after an invocation: settle (wait for /next, freeze) then offer for reuse."""
-        await env.settle()
-        if self.retired:
-            self.forget(env)
-            await env.aclose()
-            return
-        if env.state is EnvState.CLOSED:
-            self.forget(env)
-            return
+    def offer(self, env: Environment) -> bool:
+        """Take back an environment after its invocation for reuse: READY (frozen once idle) or
+        NEW (reset by a failure: the next invocation re-initialises it, keeping its log stream
+        and /tmp). Wakes one waiting invocation. False, doing nothing, when the pool is retired
+        or ``env`` is in neither state."""
+        if self.retired or env.state not in (EnvState.READY, EnvState.NEW):
+            return False
         self._ready.append(env)
-        async with self._freed:
-            self._freed.notify_all()
-        await env.freeze_when_idle(self._freeze_after)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        if env.state is EnvState.READY:
+            env.freeze_later(self._freeze_after, self._spawn)
+        return True
+
+    async def release(self, env: Environment) -> None:
+        """Hand back after an invocation: settle (wait for /next), then offer for reuse."""
+        await env.settle()
+        if self.offer(env):
+            return
+        self.forget(env)
+        if env.state is not EnvState.CLOSED:
+            await env.aclose()  # the pool was retired
 
     def forget(self, env: Environment) -> None:
         if env in self.environments:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from brazier.model.errors import ServiceException
 from brazier.model.invocation import (
@@ -80,6 +81,12 @@ class LocalWorker:
         except Exception:
             log.exception("starting runtime zygotes ahead of time failed")
 
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Background work of the environments (freezes), owned by the worker's task group."""
+        if self._tasks is None:  # stopping: every environment is being closed anyway
+            return asyncio.get_running_loop().create_task(work)
+        return self._tasks.create_task(work)
+
     def _new_env(self, spec: FunctionSpec) -> Environment:
         assert self._factory is not None
         return Environment(
@@ -104,14 +111,15 @@ class LocalWorker:
             await env.aclose()
             pool.forget(env)
             raise
-        self._tasks.create_task(pool.release(env))
+        if not (env.settle_now() and pool.offer(env)):
+            self._tasks.create_task(pool.release(env))
         return result
 
     def _pool(self, spec: FunctionSpec) -> EnvironmentPool:
         pool = self._pools.get(spec.key)
         if pool is None:
             pool = self._pools[spec.key] = EnvironmentPool(
-                spec, self._new_env, freeze_after=self._freeze_after
+                spec, self._new_env, self._spawn, freeze_after=self._freeze_after
             )
         return pool
 
