@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,36 @@ def test_dead_pooled_runtime_is_discarded(tmp_path: Path) -> None:
 
     alive, ok = run(go, node_pool_size=1)
     assert not alive and ok
+
+
+def test_node_outside_usr_is_mounted_for_an_ordinary_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node outside the zygote's binds (here a link under /var/tmp, as an install under /opt or
+    a home directory would be) reaches a pooled sandbox as one more mount tree at its own path."""
+    real = Path(shutil.which("node") or "/usr/bin/node").resolve()
+    prefix = Path(tempfile.mkdtemp(prefix="brazier-node-", dir="/var/tmp"))
+    try:
+        os.chmod(prefix, 0o755)
+        (prefix / "bin").mkdir(mode=0o755)
+        try:
+            os.link(real, prefix / "bin" / "node")
+        except OSError:  # another filesystem
+            shutil.copy2(real, prefix / "bin" / "node")
+        monkeypatch.setenv("PATH", f"{prefix / 'bin'}:{os.environ['PATH']}")
+        task, _ = make_dirs(tmp_path, "exports.handler = async () => ({node: process.execPath});\n")
+
+        async def go(f: LinuxSandboxFactory) -> tuple[LinuxSandbox, Any]:
+            # 128 MB: too small to take a pre-started node, so the pooled (ordinary) path.
+            spec = SandboxSpec(runtime="nodejs20.x", code_dir=task, handler="index.handler",
+                               env=node_env(), memory_mb=128, ephemeral_mb=64)  # fmt: skip
+            sbx = await f.start(spec)
+            _, body = await serve_one(sbx, {})
+            await sbx.kill()
+            return sbx, body
+
+        sbx, body = run(go, node_pool_size=0)
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+    assert not sbx.prestarted
+    assert body == {"node": str(prefix / "bin" / "node")}
