@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -247,3 +248,50 @@ def test_nodejs_execs_node_runtime(tmp_path: Path) -> None:
         return out
 
     assert run(go, pool_size=0, init_dir=init) == "node 993\n"
+
+
+def _pids_cgroup_of(pid: int) -> Path:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "pids":
+            return PIDS / path.lstrip("/")
+    raise AssertionError(f"no pids cgroup for {pid}")
+
+
+def _fill_pids_cgroup(cg: Path, pid: int) -> None:
+    """Move ``pid`` alone into a new pids cgroup with no room for a child."""
+    cg.mkdir()
+    (cg / "pids.max").write_text("1")
+    (cg / "cgroup.procs").write_text(str(pid))
+
+
+def _put_back(pid: int, home: Path, cg: Path) -> None:
+    (home / "cgroup.procs").write_text(str(pid))
+    cg.rmdir()
+
+
+PIDS = Path("/sys/fs/cgroup/pids")
+
+
+def test_a_fork_the_zygote_cannot_make_fails_that_start_only(tmp_path: Path) -> None:
+    """The zygote forks each environment's PID 1 itself: when that fork fails (here its pids
+    cgroup is full), the start fails with the reason and the zygote keeps serving."""
+    code = code_dir(tmp_path, "#!/bin/sh\necho ok\n")
+    full = PIDS / f"brazier-test-full-{os.getpid()}"
+
+    async def go(f: LinuxSandboxFactory) -> str:
+        first = await f.start(spec(code))  # starts the zygote
+        await output(first)
+        await first.kill()
+        (zyg,) = f._zygotes.values()
+        home = _pids_cgroup_of(zyg.pid)
+        _fill_pids_cgroup(full, zyg.pid)
+        try:
+            with pytest.raises(SandboxStartError, match="environment setup failed"):
+                await f.start(spec(code))
+        finally:
+            _put_back(zyg.pid, home, full)
+        again = await f.start(spec(code))
+        return await output(again)
+
+    assert run(go, pool_size=0) == "ok\n"
