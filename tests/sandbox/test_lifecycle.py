@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,6 +130,33 @@ def test_pooled_start_and_statistics(tmp_path: Path) -> None:
         assert stats.zygotes == 1
 
     run(go, pool_size=2)
+
+
+def _shares(sbx: Any) -> int:
+    return int((sbx.cgroup.dirs["cpu"] / "cpu.shares").read_text())
+
+
+def test_pooled_environments_wait_at_the_lowest_cpu_weight(tmp_path: Path) -> None:
+    """Refilling the pool must not slow the cold starts that take from it: a pooled environment
+    builds its root at cpu.shares 2; started, it gets the default weight back."""
+    code = code_dir(tmp_path, "#!/bin/sh\nsleep 5\n")
+
+    async def go(f: LinuxSandboxFactory) -> tuple[list[int], int, int]:
+        on_demand = await f.start(spec(code))  # the pool was empty: forked for this start
+        for _ in range(100):
+            if f.statistics().pooled == 2:
+                break
+            await asyncio.sleep(0.02)
+        pooled = [_shares(s) for p in f._pools.values() for s in p]
+        started = await f.start(spec(code))
+        weights = pooled, _shares(on_demand), _shares(started)
+        for s in (on_demand, started):
+            await s.kill()
+        return weights
+
+    pooled, on_demand, started = run(go, pool_size=2)
+    assert pooled == [2, 2]
+    assert on_demand == started == 1024
 
 
 def test_missing_bootstrap_is_invalid_entrypoint(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from .procfiles import KeptFile
 
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer")
 CFS_PERIOD_US = 20_000
+DEFAULT_SHARES, BACKGROUND_SHARES = 1024, 2  # cpu.shares: the kernel's default and minimum
 MB_PER_VCPU = 1769
 PIDS_MAX = 1024
 MIB = 1 << 20
@@ -179,12 +180,18 @@ class SandboxCgroup:
             self._freeze_ctl = KeptFile(state, os.O_WRONLY)
             self._freeze_state = KeptFile(state, os.O_RDONLY)
 
-    def create(self) -> None:
+    def create(self, *, background: bool = False) -> None:
+        """Make the cgroups. ``background``: an environment made ahead for the pool builds its
+        root at the lowest CPU weight, so that refilling the pool does not slow the cold starts
+        taking from it (``set_limits`` restores the weight)."""
         for d in [*set(self.dirs.values()), self.v2]:
             if d is not None:
                 # SAFETY: a fresh cgroup for one sandbox, under the factory's parent.
                 d.mkdir()
         _write(self.dirs["pids"] / "pids.max", str(PIDS_MAX))
+        if background:
+            _write(self.dirs["cpu"] / "cpu.shares", str(BACKGROUND_SHARES))
+        _write(self.dirs["cpu"] / "cpu.cfs_period_us", str(CFS_PERIOD_US))
         peak = str(self.dirs["memory"] / "memory.max_usage_in_bytes")
         self._peak_file = KeptFile(peak, os.O_RDONLY)
         self._reset_file = KeptFile(peak, os.O_WRONLY)
@@ -200,8 +207,8 @@ class SandboxCgroup:
         _write(mem / "memory.limit_in_bytes", str(limit))
         with contextlib.suppress(OSError):  # absent without swap accounting
             _write(mem / "memory.memsw.limit_in_bytes", str(limit))
-        _write(self.dirs["cpu"] / "cpu.cfs_period_us", str(CFS_PERIOD_US))
-        _write(self.dirs["cpu"] / "cpu.cfs_quota_us", "-1")  # init boost; see limit_cpu
+        _write(self.dirs["cpu"] / "cpu.shares", str(DEFAULT_SHARES))
+        # The quota stays unlimited (a new cgroup's default) through init: see limit_cpu.
         self._cpu_quota = cpu_quota_us(memory_mb)
 
     def limit_cpu(self) -> None:

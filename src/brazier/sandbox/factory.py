@@ -352,7 +352,7 @@ class LinuxSandboxFactory:
             self._node_wakeups[key].set()
 
     async def _prestart(self, zyg: Zygote, launch: Launch) -> LinuxSandbox:
-        sbx = await self._prefork(zyg, prestart=True)
+        sbx = await self._prefork(zyg, prestart=True, background=True)
         plan = {
             "t": "prestart",
             "root": str(self._root),
@@ -400,13 +400,15 @@ class LinuxSandboxFactory:
             if zyg.interpreter.path in self._wakeups:
                 self._wakeups[zyg.interpreter.path].set()
 
-    async def _prefork(self, zyg: Zygote, *, prestart: bool = False) -> LinuxSandbox:
+    async def _prefork(
+        self, zyg: Zygote, *, prestart: bool = False, background: bool = False
+    ) -> LinuxSandbox:
         """A new environment of ``zyg``, waiting for its function with its base filesystem built
         and pivoted into; or, to be pre-started, waiting for its pre-start plan."""
         sid = "sbx-" + secrets.token_hex(6)
         cg = self._tree.child(sid)
         try:
-            cg.create()
+            cg.create(background=background)
         except OSError as e:
             await cg.remove()
             raise SandboxUnavailable(f"cannot create cgroups for {sid}: {e}") from e
@@ -440,7 +442,7 @@ class LinuxSandboxFactory:
             await asyncio.sleep(REFILL_DELAY_S)
             while len(pool) < self._pool_size and not self._closed:
                 try:
-                    pool.append(await self._prefork(zyg))
+                    pool.append(await self._prefork(zyg, background=True))
                 except SandboxUnavailable:
                     return  # the zygote is gone; start() will report it
                 except Exception:  # never let a refill failure cancel the owner's TaskGroup
