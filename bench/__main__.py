@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import control_plane, invoke
-from bench.common import ROOT, git_revision, machine
+from bench.common import ROOT, git_revision, machine, speed
 
 SUITES = {"control_plane": control_plane.run, "invoke": invoke.run}
 
@@ -28,11 +28,13 @@ def main() -> None:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "revision": git_revision(),
         "machine": machine(),
+        "speed_before": speed(),
         "results": {},
     }
     for name in args.suites:
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
             report["results"][name] = SUITES[name](Path(tmp), quick=args.quick)
+    report["speed_after"] = speed()
     out = ROOT / "bench" / "results" / "latest.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -43,6 +43,34 @@ def machine() -> dict[str, Any]:
     }
 
 
+def speed() -> dict[str, float]:
+    """How fast this machine is right now: a shared VM's speed drifts by tens of percent within
+    an hour, so each report carries this, taken before and after, to compare runs by. The best
+    of five: a ``getppid()`` (a system call's round trip) and a loop of Python bytecode."""
+
+    def best(fn: Callable[[], None], n: int) -> float:
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter_ns()
+            fn()
+            times.append((time.perf_counter_ns() - t0) / n)
+        return min(times)
+
+    def syscalls() -> None:
+        for _ in range(20_000):
+            os.getppid()
+
+    def bytecode() -> None:
+        total = 0
+        for i in range(200_000):
+            total += i & 7
+
+    return {
+        "getppid_ns": round(best(syscalls, 20_000), 1),
+        "python_loop_ns": round(best(bytecode, 200_000), 2),
+    }
+
+
 def summarize(samples_ns: list[int]) -> dict[str, float]:
     ms = sorted(s / 1e6 for s in samples_ns)
     n = len(ms)

@@ -57,8 +57,16 @@ def main() -> None:
     print(
         f"Measured {report['when']} at {report['revision']} on {m['cpus']} cores "
         f"({m['cpu_model']}), {m['memory_gib']} GiB, kernel {m['kernel']}, Python {m['python']}; "
-        "client and server on the same machine. `make bench` (JSON in bench/results/latest.json).\n"
+        "client and server on the same machine. `make bench` (JSON in bench/results/latest.json)."
     )
+    before, after = report.get("speed_before"), report.get("speed_after")
+    if before and after:
+        print(
+            f"Machine speed (lower is faster), before and after: getppid() "
+            f"{before['getppid_ns']:.0f} and {after['getppid_ns']:.0f} ns, a Python loop step "
+            f"{before['python_loop_ns']:.1f} and {after['python_loop_ns']:.1f} ns."
+        )
+    print()
     print("| measurement | result | target |")
     print("|---|---|---|")
     for suite, key, label, target in ROWS:
