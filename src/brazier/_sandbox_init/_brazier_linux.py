@@ -35,7 +35,6 @@ MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
 PR_SET_SECCOMP = 22
-PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -120,11 +119,6 @@ class SeccompProgram:
 
     def install(self) -> None:
         _check(_libc.prctl(*self._args), "seccomp")
-
-
-def load_seccomp(bpf: bytes) -> None:
-    """Install a classic-BPF seccomp filter exported by libseccomp on the host."""
-    SeccompProgram(bpf).install()
 
 
 def loopback_up() -> None:
