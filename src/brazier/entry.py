@@ -81,6 +81,7 @@ def server(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _raise_open_files_limit()
     config = uvicorn.Config(
         build_app(settings),
         host=host,
@@ -98,6 +99,29 @@ def server(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     uvicorn.Server(config).run()
+
+
+def _raise_open_files_limit() -> None:
+    """Soft limit up to the hard one. Each environment holds ~11 descriptors in the server (its
+    Runtime API listener and connection, its output pipe, its /tmp, the kernel files it keeps
+    open): the usual soft limit of 1,024 would stop a server at ~90 environments. (Sandboxes set
+    their own limit, 1,024, as Lambda's.)"""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard
+    if hard == resource.RLIM_INFINITY:  # the kernel caps it at fs.nr_open
+        try:
+            want = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            want = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (OSError, ValueError):
+            logging.getLogger(__name__).warning(
+                "cannot raise the open files limit from %d: environments may run out", soft
+            )
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

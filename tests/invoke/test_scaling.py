@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from .conftest import ROLE
 from support import ROOT, Deploy, ServerProcess, call, lambda_client, make_zip, wait_active
 
 SLEEPY = (
@@ -159,3 +161,39 @@ def test_deleting_a_function_stops_its_environments(
     while time.monotonic() < deadline and any(p.exists() for p in mine):
         time.sleep(0.05)
     assert not any(p.exists() for p in mine)  # closed at once, not after the idle TTL
+
+
+def _open_files_soft_limit(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError("no open files limit")
+
+
+def test_a_low_open_files_limit_does_not_cap_the_environments(tmp_path: Path) -> None:
+    """Each environment holds ~11 descriptors in the server: started with a soft limit of 256
+    (the usual default is 1,024), the server raises it and runs 30 environments."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        srv = ServerProcess(tmp_path / "data")
+        srv.start()  # inherits the low limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        assert srv.proc is not None
+        assert _open_files_soft_limit(srv.proc.pid) > 256
+        client = lambda_client(srv.url)
+        code = make_zip({"app.py": "def handler(e, c):\n    return 1\n"})
+        names = [f"fd-{i}" for i in range(30)]
+        for name in names:
+            client.create_function(
+                FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                Code={"ZipFile": code},
+            )  # fmt: skip
+        for name in names:
+            wait_active(client, name)
+            assert call(client, name, {})[1] == 1  # each keeps its environment
+        assert len(list(Path(f"/proc/{srv.proc.pid}/fd").iterdir())) > 256
+    finally:
+        srv.stop()

@@ -361,7 +361,12 @@ class Environment:
         assert self._session is not None
         assert self._sandbox is not None
         sandbox = self._sandbox
-        await self._unfreeze()
+        try:
+            await self._unfreeze()
+        except OSError:  # its cgroup is gone or unusable: as good as dead
+            self._drain_output()
+            error_type, message = self._exit_reason()
+            return _Failure(error_type, message=message)
         sandbox.reset_memory_peak()
         invocation = Invocation(
             request_id=req.request_id,
@@ -446,8 +451,15 @@ class Environment:
         sandbox = self._sandbox
         if self.state is EnvState.READY and sandbox is not None and self._freezer is None:
             self._frozen = True  # set first: a cancelled freeze must still be undone
-            task = self._freezer = spawn(sandbox.freeze())
+            task = self._freezer = spawn(self._freeze(sandbox))
             task.add_done_callback(self._freeze_done)
+
+    async def _freeze(self, sandbox: Sandbox) -> None:
+        try:
+            await sandbox.freeze()
+        except OSError:
+            self._frozen = False  # not frozen; the next invoke finds out what became of it
+            raise
 
     def _freeze_done(self, task: asyncio.Task[None]) -> None:
         if self._freezer is task:

@@ -82,10 +82,12 @@ class LocalWorker:
             log.exception("starting runtime zygotes ahead of time failed")
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Background work of the environments (freezes), owned by the worker's task group."""
+        """Background work of the environments (releases, freezes), owned by the worker's task
+        group. A failure there is logged: it must not end the group, and with it the worker."""
+        guarded = _guarded(work)
         if self._tasks is None:  # stopping: every environment is being closed anyway
-            return asyncio.get_running_loop().create_task(work)
-        return self._tasks.create_task(work)
+            return asyncio.get_running_loop().create_task(guarded)
+        return self._tasks.create_task(guarded)
 
     def _new_env(self, spec: FunctionSpec) -> Environment:
         assert self._factory is not None
@@ -112,7 +114,7 @@ class LocalWorker:
             pool.forget(env)
             raise
         if not (env.settle_now() and pool.offer(env)):
-            self._tasks.create_task(pool.release(env))
+            self._spawn(pool.release(env))
         return result
 
     def _pool(self, spec: FunctionSpec) -> EnvironmentPool:
@@ -188,3 +190,10 @@ class LocalWorker:
             warm_starts=sum(p.warm_starts for p in pools),
             reaped=self.reaped,
         )
+
+
+async def _guarded(work: Coroutine[Any, Any, None]) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception("background work of an environment failed")
