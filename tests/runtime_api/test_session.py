@@ -329,3 +329,30 @@ def test_invoke_while_init_error_body_uploads_gets_the_init_error() -> None:
             await client.close()
 
     run(body)
+
+
+def test_connections_past_the_limit_are_dropped_and_the_runtime_still_served() -> None:
+    """A runtime that opens connection after connection holds at most MAX_CONNECTIONS of the
+    host's descriptors; the rest are closed as they arrive, and the API keeps working."""
+    from brazier.runtime_api.server import MAX_CONNECTIONS
+
+    async def body() -> tuple[int, int, bytes]:
+        async with serve() as (session, port):
+            clients = [await RawClient.connect(port) for _ in range(MAX_CONNECTIONS + 10)]
+            await asyncio.sleep(0.1)
+            dropped = sum([await c.at_eof() for c in clients[MAX_CONNECTIONS:]])
+            open_now = session.statistics().connections_open
+            nxt = asyncio.create_task(clients[0].next())
+            invoke = asyncio.create_task(session.invoke(invocation()))
+            reply = await nxt
+            await clients[0].respond("req-1", b'"fine"')
+            outcome = await invoke
+            for c in clients:
+                await c.close()
+            assert reply.status == 200
+            return dropped, open_now, outcome.body  # type: ignore[union-attr]
+
+    dropped, open_now, result = run(body)
+    assert dropped == 10
+    assert open_now == MAX_CONNECTIONS
+    assert result == b'"fine"'

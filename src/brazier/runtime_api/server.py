@@ -36,6 +36,9 @@ from brazier.runtime_api.waiters import Waiters
 
 __all__ = ["RuntimeSession", "open_runtime_session"]
 
+# Connections one runtime may hold open at once. The clients use one (a shell bootstrap's curl a
+# new one per request, closed after it); extra ones are dropped as they are accepted.
+MAX_CONNECTIONS = 16
 _S = RuntimeState
 _INVOKABLE = frozenset({_S.STARTED, _S.READY, _S.RESPONSE_SENT})
 
@@ -218,12 +221,15 @@ class RuntimeSession:
 
     # --- connection.Application ---------------------------------------------------------------
     def on_connection(self, conn: HttpConnection, opened: bool) -> None:
-        """Track connections so abort/aclose can drop them."""
+        """Track connections so abort/aclose can drop them. Past ``MAX_CONNECTIONS`` open at
+        once a new one is dropped at once: each costs the host a descriptor, and a runtime
+        needs one or two (a hostile one could otherwise hold as many as its own file limit)."""
         if opened:
             self._n_accepted += 1
-            self._connections.add(conn)
-            if self._abort_reason is not None:
+            if self._abort_reason is not None or len(self._connections) >= MAX_CONNECTIONS:
                 conn.abort()
+                return
+            self._connections.add(conn)
         else:
             self._connections.discard(conn)
             self._bytes_in += conn.bytes_received
