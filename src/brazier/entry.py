@@ -81,7 +81,7 @@ def server(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    _raise_open_files_limit()
+    _raise_open_files_limit(account_concurrency)
     config = uvicorn.Config(
         build_app(settings),
         host=host,
@@ -101,11 +101,15 @@ def server(
     uvicorn.Server(config).run()
 
 
-def _raise_open_files_limit() -> None:
+FILES_PER_ENVIRONMENT = 12  # measured: ~11 descriptors in the server per idle environment
+
+
+def _raise_open_files_limit(environments: int) -> None:
     """Soft limit up to the hard one. Each environment holds ~11 descriptors in the server (its
     Runtime API listener and connection, its output pipe, its /tmp, the kernel files it keeps
     open): the usual soft limit of 1,024 would stop a server at ~90 environments. (Sandboxes set
-    their own limit, 1,024, as Lambda's.)"""
+    their own limit, 1,024, as Lambda's.) Warns when even the hard limit is too low for
+    ``environments`` (the account concurrency)."""
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -122,6 +126,13 @@ def _raise_open_files_limit() -> None:
             logging.getLogger(__name__).warning(
                 "cannot raise the open files limit from %d: environments may run out", soft
             )
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < environments * FILES_PER_ENVIRONMENT + 256:
+        logging.getLogger(__name__).warning(
+            "the open files limit (%d) allows about %d environments, fewer than the account"
+            " concurrency (%d): raise it (ulimit -n, or LimitNOFILE= in a systemd unit)",
+            soft, (soft - 256) // FILES_PER_ENVIRONMENT, environments,
+        )  # fmt: skip
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 from .conftest import ROLE
-from support import ROOT, Deploy, ServerProcess, call, lambda_client, make_zip, wait_active
+from support import (
+    ROOT,
+    Deploy,
+    ServerProcess,
+    call,
+    free_port,
+    lambda_client,
+    make_zip,
+    wait_active,
+)
 
 SLEEPY = (
     "import time\ndef handler(e, c):\n    time.sleep(e.get('s', 0))\n    return c.log_stream_name\n"
@@ -197,3 +206,31 @@ def test_a_low_open_files_limit_does_not_cap_the_environments(tmp_path: Path) ->
         assert len(list(Path(f"/proc/{srv.proc.pid}/fd").iterdir())) > 256
     finally:
         srv.stop()
+
+
+def test_a_hard_open_files_limit_too_low_for_the_account_concurrency_is_reported(
+    tmp_path: Path,
+) -> None:
+    def low_limits() -> None:  # in the server's process only: a hard limit cannot be raised
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 2048))
+
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "brazier", "server", "--port", str(port),
+             "--data-dir", str(tmp_path / "data"), "--prewarm-runtimes", "none"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, preexec_fn=low_limits,  # noqa: PLW1509
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while "Uvicorn running" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert _open_files_soft_limit(proc.pid) == 2048  # raised to the hard limit
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    text = log.read_text()
+    assert "the open files limit (2048) allows about 149 environments, fewer than the" in text
+    assert "account concurrency (1000)" in text
