@@ -57,6 +57,10 @@ s.connect(("127.0.0.1", 9001)); s.sendall(b"hello from inside"); s.close()
 def host_port():
     c = socket.socket(); c.settimeout(2); c.connect(("127.0.0.1", int(os.environ["HOST_PORT"])))
 emit(host_port=err(host_port))
+def lower_oom_score():
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("-1000")
+emit(oom_score_adj=int(open("/proc/self/oom_score_adj").read()), oom_lower=err(lower_oom_score))
 """
 
 
@@ -107,6 +111,9 @@ def test_isolation_facts(tmp_path: Path) -> None:
     for key in ("mount", "unshare", "setns", "ptrace", "chroot"):
         assert r[key] == errno.EPERM, key
     assert r["host_port"] == errno.ECONNREFUSED
+    # The host's OOM killer takes tenant code before the server, and tenant code cannot change it.
+    assert r["oom_score_adj"] == 500
+    assert r["oom_lower"] == errno.EACCES
 
 
 def test_seccomp_blocks_namespace_clone(tmp_path: Path) -> None:

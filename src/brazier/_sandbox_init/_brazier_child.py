@@ -111,9 +111,18 @@ def _own_fds(ctl_fd: int, out_fd: int) -> socket.socket:
     return socket.socket(fileno=CTL_FD)
 
 
+# Should the host run out of memory (every function's limit is honoured, but their sum can exceed
+# the machine), its OOM killer takes a sandbox before the server or the host's own daemons.
+# Lowering it again needs CAP_SYS_RESOURCE, which no sandbox process keeps.
+OOM_SCORE_ADJ = 500
+
+
 def _enter_sandbox(req: dict[str, Any]) -> None:
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # SAFETY: our own oom_score_adj, raised (never lowered), inherited by the sandbox's processes.
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write(str(OOM_SCORE_ADJ))
     for procs in req["procs"]:
         # SAFETY: cgroup write ("0": the writer) from a fresh single-threaded fork, before the
         # cgroup namespace is unshared; the host created these cgroups for this environment alone.
