@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ from support import (
     free_port,
     lambda_client,
     make_zip,
+    running_server,
     wait_active,
 )
 
@@ -234,3 +237,31 @@ def test_a_hard_open_files_limit_too_low_for_the_account_concurrency_is_reported
     text = log.read_text()
     assert "the open files limit (2048) allows about 149 environments, fewer than the" in text
     assert "account concurrency (1000)" in text
+
+
+def test_a_killed_zygote_is_replaced_and_its_environments_start_afresh(tmp_path: Path) -> None:
+    """A zygote that dies (killed, out of memory) costs its environments a cold start, not an
+    error: a warm function re-initialises in a new sandbox, a new one starts from a new zygote."""
+    with running_server(tmp_path / "data", prewarm="python3.11") as srv:
+        client = lambda_client(srv.url)
+        code = make_zip({"app.py": "import os\ndef handler(e, c):\n    return os.getpid()\n"})
+        for name in ("warm", "new"):
+            client.create_function(
+                FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                Code={"ZipFile": code},
+            )  # fmt: skip
+            wait_active(client, name)
+        assert call(client, "warm", {})[1] == 1  # PID 1 of its sandbox
+        assert srv.proc is not None
+        zygotes = subprocess.run(
+            ["pgrep", "-P", str(srv.proc.pid), "-f", "zygote.py"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        assert len(zygotes) == 1
+        os.kill(int(zygotes[0]), signal.SIGKILL)
+        time.sleep(0.3)
+        out, _ = call(client, "new", {}, LogType="Tail")
+        assert "FunctionError" not in out
+        out, value = call(client, "warm", {}, LogType="Tail")
+        assert "FunctionError" not in out and value == 1
+        assert "Init Duration" in base64.b64decode(out["LogResult"]).decode()  # started afresh

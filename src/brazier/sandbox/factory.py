@@ -311,8 +311,11 @@ class LinuxSandboxFactory:
     async def _zygote(self, interp: Interpreter) -> Zygote:
         async with self._zygote_locks[interp.path]:
             zyg = self._zygotes.get(interp.path)
-            if zyg is not None:
+            if zyg is not None and zyg.alive:
                 return zyg
+            if zyg is not None:  # it died (killed, crashed): start another in its place
+                _log.warning("the zygote of %s died; starting a new one", interp.path)
+                await self._forget_zygote(zyg)
             if interp.prefix is not None:
                 add_mount_point(self._root, interp.prefix)
             zyg = Zygote(interp, self._init_dir, self._bpf_path)
@@ -323,6 +326,19 @@ class LinuxSandboxFactory:
                 self._wakeups[interp.path] = asyncio.Event()
                 self._refills.append(self._tg.create_task(self._refill(zyg)))
             return zyg
+
+    async def _forget_zygote(self, zyg: Zygote) -> None:
+        """Drop a dead zygote and the environments pooled from it (its refills have stopped:
+        they found it gone)."""
+        key = zyg.interpreter.path
+        del self._zygotes[key]
+        pooled = list(self._pools.pop(key, ()))
+        for node_key in [k for k in self._node_pools if k[0] == key]:
+            pooled += self._node_pools.pop(node_key)
+            self._node_wakeups.pop(node_key, None)
+        self._wakeups.pop(key, None)
+        await asyncio.gather(*(s.kill() for s in pooled), return_exceptions=True)
+        await zyg.close()
 
     def _node_pool(self, zyg: Zygote, launch: Launch) -> tuple[Path, str] | None:
         """The key of the pre-started pool for this runtime, created (with its refill task) on

@@ -67,6 +67,11 @@ class Zygote:
     def pid(self) -> int:
         return self._proc.pid if self._proc else 0
 
+    @property
+    def alive(self) -> bool:
+        """False once its control socket saw EOF (it died, or was closed)."""
+        return self._sock is not None
+
     async def start(self) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         argv = [str(self.interpreter.path), "-I", "-S", "-B", str(self._init_dir / "zygote.py")]

@@ -292,6 +292,10 @@ class Environment:
 
     async def invoke(self, req: InvokeRequest) -> InvokeResult:
         """Run one invocation. Always returns a result; failures reset the environment."""
+        if self._exited is not None and self._exited.done():
+            # Its runtime died while idle (or its zygote did, which reports its exit): nothing
+            # was delivered to it, so this invocation is not its failure. Start afresh.
+            await self.reset()
         self._move(EnvState.BUSY)
         self.last_used = self._clock()
         spec = self.spec
