@@ -455,15 +455,10 @@ class Environment:
         sandbox = self._sandbox
         if self.state is EnvState.READY and sandbox is not None and self._freezer is None:
             self._frozen = True  # set first: a cancelled freeze must still be undone
-            task = self._freezer = spawn(self._freeze(sandbox))
+            # If it fails (a task that will not freeze, the cgroup gone), ``_frozen`` stays set:
+            # the next invocation's thaw undoes any partial freeze, or finds the sandbox dead.
+            task = self._freezer = spawn(sandbox.freeze())
             task.add_done_callback(self._freeze_done)
-
-    async def _freeze(self, sandbox: Sandbox) -> None:
-        try:
-            await sandbox.freeze()
-        except OSError:
-            self._frozen = False  # not frozen; the next invoke finds out what became of it
-            raise
 
     def _freeze_done(self, task: asyncio.Task[None]) -> None:
         if self._freezer is task:
