@@ -49,8 +49,11 @@ class ServerProcess:
         port: int | None = None,
         args: tuple[str, ...] = (),
         prewarm: str = "none",
+        open_files: tuple[int, int] | None = None,
     ):
+        """``open_files``: the (soft, hard) RLIMIT_NOFILE the server starts with."""
         self.data_dir = data_dir
+        self.open_files = open_files
         self.port = port or free_port()
         # Short-lived test servers start no zygotes up front (they cost CPU the tests need).
         self.args = (*args, "--prewarm-runtimes", prewarm)
@@ -61,6 +64,13 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def _in_child(self) -> None:
+        _die_with_parent()
+        if self.open_files is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, self.open_files)
+
     def start(self, timeout: float = 20.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -69,7 +79,7 @@ class ServerProcess:
                 [sys.executable, "-m", "brazier", "server", "--port", str(self.port),
                  "--data-dir", str(self.data_dir), "--log-level", "warning", *self.args],
                 stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - started from the main thread
+                preexec_fn=self._in_child,  # noqa: PLW1509 - started from the main thread
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

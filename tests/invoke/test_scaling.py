@@ -23,7 +23,6 @@ from support import (
     Deploy,
     ServerProcess,
     call,
-    free_port,
     lambda_client,
     make_zip,
     running_server,
@@ -185,13 +184,8 @@ def _open_files_soft_limit(pid: int) -> int:
 def test_a_low_open_files_limit_does_not_cap_the_environments(tmp_path: Path) -> None:
     """Each environment holds ~11 descriptors in the server: started with a soft limit of 256
     (the usual default is 1,024), the server raises it and runs 30 environments."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
-    try:
-        srv = ServerProcess(tmp_path / "data")
-        srv.start()  # inherits the low limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    srv = ServerProcess(tmp_path / "data", open_files=(256, hard)).start()
     try:
         assert srv.proc is not None
         assert _open_files_soft_limit(srv.proc.pid) > 256
@@ -214,27 +208,14 @@ def test_a_low_open_files_limit_does_not_cap_the_environments(tmp_path: Path) ->
 def test_a_hard_open_files_limit_too_low_for_the_account_concurrency_is_reported(
     tmp_path: Path,
 ) -> None:
-    def low_limits() -> None:  # in the server's process only: a hard limit cannot be raised
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 2048))
-
-    port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "brazier", "server", "--port", str(port),
-             "--data-dir", str(tmp_path / "data"), "--prewarm-runtimes", "none"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, preexec_fn=low_limits,  # noqa: PLW1509
-        )  # fmt: skip
+    # A hard limit cannot be raised again: only the server's process gets this one.
+    srv = ServerProcess(tmp_path / "data", open_files=(256, 2048)).start()
     try:
-        deadline = time.monotonic() + 20
-        while "Uvicorn running" not in log.read_text() and time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.05)
-        assert _open_files_soft_limit(proc.pid) == 2048  # raised to the hard limit
+        assert srv.proc is not None
+        assert _open_files_soft_limit(srv.proc.pid) == 2048  # raised to the hard limit
     finally:
-        proc.terminate()
-        proc.wait(15)
-    text = log.read_text()
+        srv.stop()
+    text = srv.log.read_text()
     assert "the open files limit (2048) allows about 149 environments, fewer than the" in text
     assert "account concurrency (1000)" in text
 
