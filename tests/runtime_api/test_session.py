@@ -16,6 +16,7 @@ from brazier.runtime_api import (
     normalize_error_type,
     open_runtime_session,
 )
+from brazier.runtime_api.server import MAX_CONNECTIONS
 
 from .helpers import (
     V1,
@@ -334,7 +335,6 @@ def test_invoke_while_init_error_body_uploads_gets_the_init_error() -> None:
 def test_connections_past_the_limit_are_dropped_and_the_runtime_still_served() -> None:
     """A runtime that opens connection after connection holds at most MAX_CONNECTIONS of the
     host's descriptors; the rest are closed as they arrive, and the API keeps working."""
-    from brazier.runtime_api.server import MAX_CONNECTIONS
 
     async def body() -> tuple[int, int, bytes]:
         async with serve() as (session, port):

@@ -51,12 +51,7 @@ def run_b(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
     try:
         _enter_sandbox(req)
     except BaseException:
-        try:
-            with socket.socket(fileno=os.dup(ctl_fd)) as early:
-                msg = "environment setup failed: " + traceback.format_exc(limit=3)
-                _send(early, {"t": "error", "code": "Sandbox.Failure", "message": msg})
-        except OSError:
-            pass
+        refuse(ctl_fd, "environment setup failed: " + traceback.format_exc(limit=3))
         # SAFETY: PID 1 of its own namespace; exiting kills only this sandbox's processes.
         os._exit(1)
     try:
@@ -94,6 +89,16 @@ def run_b(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
     finally:
         # SAFETY: PID 1 of its own namespace; exiting kills only this sandbox's processes.
         os._exit(code)
+
+
+def refuse(ctl_fd: int, message: str) -> None:
+    """Report, on an environment's control socket, that it could not be set up (the zygote uses
+    it when it cannot even fork one)."""
+    try:
+        with socket.socket(fileno=os.dup(ctl_fd)) as ctl:
+            _send(ctl, {"t": "error", "code": "Sandbox.Failure", "message": message})
+    except OSError:
+        pass
 
 
 def _own_fds(ctl_fd: int, out_fd: int) -> socket.socket:

@@ -164,7 +164,7 @@ def main() -> None:
                 try:
                     fork_b(own_pid_ns, ctl, req, fds[0], fds[1])
                 except OSError as e:  # no fork, no pid namespace: that environment fails, not us
-                    _refuse(fds[0], f"environment setup failed: {e}")
+                    _brazier_child.refuse(fds[0], f"environment setup failed: {e}")
             for fd in fds:
                 os.close(fd)
 
@@ -183,16 +183,6 @@ def fork_b(
     if os.fork() == 0:
         ctl.close()
         _brazier_child.run_b(req, ctl_fd, out_fd)
-
-
-def _refuse(ctl_fd: int, message: str) -> None:
-    """Tell the host, on the environment's own control socket, that it could not be forked."""
-    msg = {"t": "error", "code": "Sandbox.Failure", "message": message}
-    try:
-        with socket.socket(fileno=os.dup(ctl_fd)) as env_ctl:
-            env_ctl.send(json.dumps(msg).encode())
-    except OSError:
-        pass
 
 
 def _reap(ctl: socket.socket, wake_r: int) -> None:

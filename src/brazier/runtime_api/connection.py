@@ -152,21 +152,20 @@ class HttpConnection(asyncio.Protocol):
         # Replies made while these bytes are parsed go out together afterwards (a pipelining
         # client gets one write, not one per request).
         self._feeding = True
+        failure = None
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._feeding = False
-            self._fail(wire.BAD_REQUEST)
+            failure = wire.BAD_REQUEST
         except httptools.HttpParserError as exc:
-            self._feeding = False
             cause = exc.__cause__ or exc.__context__
-            self._fail(
-                wire.HEAD_TOO_LARGE if isinstance(cause, _HeadTooLarge) else wire.BAD_REQUEST
-            )
-        else:
+            failure = wire.HEAD_TOO_LARGE if isinstance(cause, _HeadTooLarge) else wire.BAD_REQUEST
+        finally:
             self._feeding = False
-            if self._queue:
-                self.flush()
+        if failure is not None:
+            self._fail(failure)
+        elif self._queue:
+            self.flush()
 
     def eof_received(self) -> bool:
         # A half-close mid-body is a truncated upload: answer 400 on the still-writable side.

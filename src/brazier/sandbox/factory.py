@@ -124,6 +124,7 @@ class LinuxSandboxFactory:
         # The pid in the name lets a later factory sweep what a killed one left (sweep_stale).
         self._name = f"brazier-{os.getpid()}-{secrets.token_hex(4)}"
         self._zygotes: dict[Path, Zygote] = {}
+        self._bases: dict[Path, dict[str, Any]] = {}  # per zygote: see _base
         self._zygote_locks: collections.defaultdict[Path, asyncio.Lock] = collections.defaultdict(
             asyncio.Lock
         )
@@ -250,7 +251,8 @@ class LinuxSandboxFactory:
         return binds
 
     def _base(self, zyg: Zygote) -> dict[str, Any]:
-        """What a pooled environment of ``zyg`` builds before its function is known."""
+        """What a pooled environment of ``zyg`` builds before its function is known (made once
+        per zygote, with its mount points: see ``_zygote``)."""
         return {
             "root": str(self._root),
             "binds": self._binds_for(zyg),
@@ -316,11 +318,10 @@ class LinuxSandboxFactory:
             if zyg is not None:  # it died (killed, crashed): start another in its place
                 _log.warning("the zygote of %s died; starting a new one", interp.path)
                 await self._forget_zygote(zyg)
-            if interp.prefix is not None:
-                add_mount_point(self._root, interp.prefix)
             zyg = Zygote(interp, self._init_dir, self._bpf_path)
             await zyg.start()
             self._zygotes[interp.path] = zyg
+            self._bases[interp.path] = self._base(zyg)
             self._pools[interp.path] = collections.deque()
             if self._pool_size > 0 and self._tg is not None:
                 self._wakeups[interp.path] = asyncio.Event()
@@ -332,6 +333,7 @@ class LinuxSandboxFactory:
         they found it gone)."""
         key = zyg.interpreter.path
         del self._zygotes[key]
+        del self._bases[key]
         pooled = list(self._pools.pop(key, ()))
         for node_key in [k for k in self._node_pools if k[0] == key]:
             pooled += self._node_pools.pop(node_key)
@@ -370,15 +372,11 @@ class LinuxSandboxFactory:
     async def _prestart(self, zyg: Zygote, launch: Launch) -> LinuxSandbox:
         sbx = await self._prefork(zyg, prestart=True, background=True)
         plan = {
+            **self._bases[zyg.interpreter.path],
             "t": "prestart",
-            "root": str(self._root),
             "binds": self._binds_for(zyg, launch.extra_prefix),
-            "shm_mb": self._shm_mb,
             "exec": {"path": launch.exec_candidates[0], "args": list(launch.exec_args)},
             "env": PRESTART_ENV,
-            "uid": SANDBOX_UID,
-            "gid": SANDBOX_GID,
-            "nofile": 1024,
         }
         try:
             async with asyncio.timeout(START_TIMEOUT):
@@ -435,7 +433,10 @@ class LinuxSandboxFactory:
         sbx = LinuxSandbox(sid, zyg, cg, mine, out_r)
         try:
             zyg.fork(
-                cg.procs_files(), theirs.fileno(), out_w, None if prestart else self._base(zyg)
+                cg.procs_files(),
+                theirs.fileno(),
+                out_w,
+                None if prestart else self._bases[zyg.interpreter.path],
             )
         finally:
             theirs.close()
