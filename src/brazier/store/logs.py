@@ -112,6 +112,9 @@ class LogStore:
                     await asyncio.wait_for(stop.wait(), self._flush_interval)
                 await self._commit_buffer()
 
+        # Started now, not at the first commit: starting it forks and execs, and the event loop
+        # waits (~3 ms) until the exec, which would land on the first invocation's latency.
+        await self._live_writer()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(flush_forever())
