@@ -119,7 +119,7 @@ def _fill_allocator_holes() -> None:
 def main() -> None:
     ctl = socket.socket(fileno=int(sys.argv[1]))
     with open(sys.argv[2], "rb") as f:
-        _brazier_child.SECCOMP[0] = f.read()
+        _brazier_child.load_privilege_drop(f.read())
     has_runtime = _preimport_runtime()
     try:  # memory savings for every environment (see python_runtime.rehearse); never fatal
         if has_runtime:
