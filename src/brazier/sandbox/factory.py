@@ -134,6 +134,7 @@ class LinuxSandboxFactory:
         self._node_pools: dict[tuple[Path, str], collections.deque[LinuxSandbox]] = {}
         self._node_wakeups: dict[tuple[Path, str], asyncio.Event] = {}
         self._live: dict[str, LinuxSandbox] = {}
+        self._prune_live_at = 64
         self._started = self._from_pool = 0
         self._tg: asyncio.TaskGroup | None = None
         self._closed = False
@@ -221,7 +222,9 @@ class LinuxSandboxFactory:
         pooled: bool,
     ) -> LinuxSandbox:
         """Give a forked sandbox its function: limits, then the plan (and mount fds) to PID 1."""
-        self._live = {k: v for k, v in self._live.items() if v.state != "dead"}
+        if len(self._live) >= self._prune_live_at:  # dead ones dropped now and then: O(1) each
+            self._live = {k: v for k, v in self._live.items() if v.state != "dead"}
+            self._prune_live_at = max(64, 2 * len(self._live))
         self._live[sbx.sandbox_id] = sbx
         try:
             if not spec.code_dir.is_dir():
