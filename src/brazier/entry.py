@@ -129,14 +129,14 @@ def _raise_open_files_limit(environments: int) -> int:
                 "cannot raise the open files limit from %d: environments may run out", soft
             )
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft != resource.RLIM_INFINITY and soft < environments * FILES_PER_ENVIRONMENT + 256:
+    planned = environments * FILES_PER_ENVIRONMENT + 256
+    if soft != resource.RLIM_INFINITY and soft < planned:
         logging.getLogger(__name__).warning(
             "the open files limit (%d) allows about %d environments, fewer than the account"
             " concurrency (%d): raise it (ulimit -n, or LimitNOFILE= in a systemd unit)",
             soft, (soft - 256) // FILES_PER_ENVIRONMENT, environments,
         )  # fmt: skip
-    want = environments * FILES_PER_ENVIRONMENT + 256
-    return want if soft == resource.RLIM_INFINITY else min(soft, want)
+    return planned if soft == resource.RLIM_INFINITY else min(soft, planned)
 
 
 def _presize_fd_table(descriptors: int) -> None:
