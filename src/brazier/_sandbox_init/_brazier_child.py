@@ -6,10 +6,10 @@ namespaces, reports itself and its Runtime API listener to the host over its own
 and waits for the spec (this is where pooled environments wait).
 
 A pooled environment (the fork request carries its ``base``) does everything that does not depend
-on the function before it reports: it builds the base filesystem, pivots into it, and drops its
-capability bounding set (its effective capabilities stay until the spec). On the spec it only
-attaches the code, layers and /tmp trees, drops to the sandbox user, loads seccomp and becomes
-the runtime.
+on the function before it reports: it builds the base filesystem and pivots into it (its
+bounding and ambient capability sets are empty and its seccomp program built already, inherited
+from the zygote: see ``load_privilege_drop``). On the spec it only attaches the code, layers and
+/tmp trees, drops to the sandbox user, loads seccomp and becomes the runtime.
 
 Control socket messages (JSON over SOCK_SEQPACKET), B -> host:
   {"t": "forked", "pid": <host pid>} + the listener fd; then after the spec, one of

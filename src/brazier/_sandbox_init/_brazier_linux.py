@@ -104,7 +104,7 @@ class _SockFprog(ctypes.Structure):
 
 class SeccompProgram:
     """A classic-BPF seccomp filter exported by libseccomp on the host, ready to install: built
-    ahead (a pooled sandbox builds it while it waits) so that installing is one prctl."""
+    ahead (once, in the zygote; every fork inherits it) so that installing is one prctl."""
 
     def __init__(self, bpf: bytes) -> None:
         self._buf = ctypes.create_string_buffer(bpf, len(bpf))
