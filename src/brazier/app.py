@@ -17,6 +17,7 @@ from brazier.api.auth import make_authenticator
 from brazier.api.codeurls import CodeUrlSigner
 from brazier.api.http import build_http_app
 from brazier.api.operations import Services
+from brazier.control.code_gc import CodeCollector, CodePins
 from brazier.control.concurrency import ConcurrencyService
 from brazier.control.event_config import EventConfigService
 from brazier.control.functions import FunctionService
@@ -80,8 +81,10 @@ def build_app(settings: Settings) -> ASGIApp:
     blobs = BlobStore(data_dir / "code")
     blobs.sweep_temp()
     code_urls = CodeUrlSigner(_server_secret(data_dir), settings.base_url)
-    layers = LayerService(SqliteLayerStore(store.db), blobs, code_url=code_urls.url_for)
-    functions = FunctionService(store, blobs, layers)
+    pins = CodePins()
+    layer_store = SqliteLayerStore(store.db)
+    layers = LayerService(layer_store, blobs, code_url=code_urls.url_for, pins=pins)
+    functions = FunctionService(store, blobs, layers, pins=pins)
     resources = ResourceService(store, account_concurrency=settings.account_concurrency)
     worker = LocalWorker(
         open_sandbox_factory,
@@ -101,6 +104,12 @@ def build_app(settings: Settings) -> ASGIApp:
             return None
         return await asyncio.to_thread(layers.merged_tree, await layers.pinned(arns))
 
+    async def layer_code_in_use() -> set[str]:
+        return await layer_store.code_in_use(await store.layer_arns_in_use())
+
+    collector = CodeCollector(
+        blobs, pins, (store.code_in_use, layer_code_in_use), worker.paths_in_use
+    )
     invoke = InvokeService(
         store,
         Scheduler([worker]),
@@ -135,6 +144,7 @@ def build_app(settings: Settings) -> ASGIApp:
             worker.running(),
             functions.running(),
             invoke.running(),
+            collector.running(),
         ):
             log.info(
                 "brazier listening on %s (auth %s, data in %s)",

@@ -212,22 +212,50 @@ def test_gc(store: BlobStore) -> None:
         store.ensure_tree(d, lambda dest: dest.mkdir())
     foreign = store.root / "trees" / "README"
     foreign.write_text("not ours")
-    assert store.gc({keep}) == 2
+    assert store.gc({keep}).removed == 2
     assert store.exists(keep)
     assert store.tree_path(keep).is_dir()
     assert not store.exists(drop)
     assert not store.tree_path(drop).exists()
     assert foreign.exists()
-    assert store.gc({keep}) == 0
+    assert store.gc({keep}).removed == 0
     assert leftovers(store.root) == []
 
 
 def test_gc_grace_period_spares_fresh_blobs(store: BlobStore) -> None:
     fresh = store.put(b"fresh")
-    assert store.gc(set(), min_age=60) == 0
+    assert store.gc(set(), min_age=60).removed == 0
     assert store.exists(fresh)
-    assert store.gc(set()) == 1
+    assert store.gc(set()).removed == 1
     assert not store.exists(fresh)
+
+
+def test_gc_keeps_trees_in_use_and_removes_unshared_files(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+
+    def tree_with(content: bytes) -> Callable[[Path], None]:
+        def extract(dest: Path) -> None:
+            dest.mkdir()
+            (dest / "app.py").write_bytes(content)
+
+        return extract
+
+    running = store.put(b"zip-a")
+    gone = store.put(b"zip-b")
+    store.ensure_tree(running, tree_with(b"a" * 1000))
+    store.ensure_tree(gone, tree_with(b"b" * 1000))
+    shared = store.root / "files"
+    assert len(list(shared.iterdir())) == 2
+
+    result = store.gc(set(), keep_trees={running})
+
+    assert (result.blobs, result.trees, result.files) == (2, 1, 1)
+    assert result.bytes_freed == len(b"zip-a") + len(b"zip-b") + 1000
+    assert (store.tree_path(running) / "app.py").read_bytes() == b"a" * 1000
+    assert not store.tree_path(gone).exists()
+    assert len(list(shared.iterdir())) == 1  # the running tree's file stays shared
+    assert store.gc(set()).removed == 2  # its tree, then its file
+    assert list(shared.iterdir()) == []
 
 
 def test_identical_files_are_stored_once_across_trees(tmp_path: Path) -> None:

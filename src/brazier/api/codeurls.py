@@ -1,7 +1,9 @@
 """Presigned links for ``GetFunction``'s ``Code.Location``, served by brazier itself.
 
 Lambda hands out a presigned S3 URL valid for 10 minutes; brazier signs ``/_brazier/code/<sha>``
-with an HMAC of the digest and expiry under a server secret kept in the data dir.
+with an HMAC of the digest, the owner's ARN (a function version or a layer version) and the expiry
+under a server secret kept in the data dir. The link serves the zip only while that owner still
+has that code: deleting the function or version, or replacing its code, ends it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 VALIDITY_SECONDS = 600
 
@@ -22,15 +25,18 @@ class CodeUrlSigner:
         self._base = base_url.rstrip("/")
         self._clock = clock
 
-    def _mac(self, sha: str, expires: int) -> str:
-        return hmac.new(self._secret, f"{sha}:{expires}".encode(), hashlib.sha256).hexdigest()
+    def _mac(self, sha: str, owner: str, expires: int) -> str:
+        message = f"{sha}\n{owner}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def url_for(self, sha: str) -> str:
+    def url_for(self, sha: str, owner: str) -> str:
+        """A link to the zip ``sha`` of ``owner`` (a qualified function or layer version ARN)."""
         expires = int(self._clock()) + VALIDITY_SECONDS
-        mac = self._mac(sha, expires)
-        return f"{self._base}/_brazier/code/{sha}?Expires={expires}&Signature={mac}"
+        mac = self._mac(sha, owner, expires)
+        query = urlencode({"Owner": owner, "Expires": expires, "Signature": mac})
+        return f"{self._base}/_brazier/code/{sha}?{query}"
 
-    def check(self, sha: str, expires: str, signature: str) -> bool:
+    def check(self, sha: str, owner: str, expires: str, signature: str) -> bool:
         """True when the link was signed here and has not expired."""
         try:
             when = int(expires)
@@ -38,4 +44,4 @@ class CodeUrlSigner:
             return False
         if when < self._clock():
             return False
-        return hmac.compare_digest(self._mac(sha, when), signature)
+        return hmac.compare_digest(self._mac(sha, owner, when), signature)

@@ -43,14 +43,18 @@ def build_http_app(
     async def code(request: Request) -> Response:
         sha = request.path_params["sha"]
         q = request.query_params
-        if not services.code_urls.check(sha, q.get("Expires", ""), q.get("Signature", "")):
+        owner = q.get("Owner", "")
+        if not services.code_urls.check(sha, owner, q.get("Expires", ""), q.get("Signature", "")):
             return Response(
                 b"<Error><Code>AccessDenied</Code><Message>Request has expired or the signature"
                 b" does not match</Message></Error>",
                 status_code=403,
                 media_type="application/xml",
             )
-        path = services.functions.code_path(sha)
+        if ":layer:" in owner:
+            path = await services.layers.located_content(owner, sha)
+        else:
+            path = await services.functions.located_code(owner, sha)
         if path is None:
             return Response(status_code=404)
         return FileResponse(path, media_type="application/zip")

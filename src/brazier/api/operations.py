@@ -33,6 +33,7 @@ from brazier.control.resources import (
 from brazier.control.urls import UrlService
 from brazier.control.versions import VersionService
 from brazier.invoke.service import InvokeCommand, InvokeService
+from brazier.model.arns import function_arn
 from brazier.model.errors import InvalidParameterValueException
 from brazier.model.identity import Caller
 
@@ -154,7 +155,9 @@ async def get_function(s: Services, c: Caller, p: Params) -> Result:
         "Configuration": function_configuration(fv),
         "Code": {
             "RepositoryType": "S3",
-            "Location": s.code_urls.url_for(fv.config.code.sha256_hex),
+            "Location": s.code_urls.url_for(
+                fv.config.code.sha256_hex, function_arn(fv.region, fv.account, fv.name, fv.version)
+            ),
         },
     }
     tags = await s.resources.list_tags(c, fv.unqualified_arn)

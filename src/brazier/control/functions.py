@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from brazier.control import code_package, rules
+from brazier.control.code_gc import CodePins
 from brazier.control.commands import (
     ConfigChanges,
     CreateFunction,
@@ -27,9 +28,10 @@ from brazier.control.commands import (
     UpdateFunctionConfiguration,
 )
 from brazier.control.layer_resolve import LayerResolver
-from brazier.model.arns import LATEST, function_arn, resolve_ref
+from brazier.model.arns import LATEST, function_arn, parse_function_ref, resolve_ref
 from brazier.model.errors import (
     InvalidParameterValueException,
+    LambdaError,
     PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
@@ -62,10 +64,17 @@ def new_revision() -> str:
 
 class FunctionService:
     def __init__(
-        self, store: MetadataStore, blobs: BlobStore, layers: LayerResolver, *, clock: Clock = _now
+        self,
+        store: MetadataStore,
+        blobs: BlobStore,
+        layers: LayerResolver,
+        *,
+        clock: Clock = _now,
+        pins: CodePins | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
+        self.pins = pins or CodePins()
         self.layers = layers
         self.clock = clock
         self._tasks: asyncio.TaskGroup | None = None
@@ -139,18 +148,22 @@ class FunctionService:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    async def _ingest(self, zip_file: bytes | None) -> Code:
+    @asynccontextmanager
+    async def _ingest(self, zip_file: bytes | None) -> AsyncIterator[Code]:
+        """Store the zip and yield its ``Code``: commit the metadata inside the block, which
+        keeps the blob from being collected until it is referenced."""
         if not zip_file:
             raise InvalidParameterValueException("Uploaded file must be a non-empty zip")
         code_package.check_zip_size(len(zip_file))
         info = await asyncio.to_thread(code_package.inspect_zip, zip_file)
-        await asyncio.to_thread(self.blobs.put, zip_file)
-        return Code(
-            sha256_hex=info.sha256_hex,
-            sha256_b64=info.sha256_b64,
-            size=info.size,
-            unzipped_size=info.unzipped_size,
-        )
+        async with self.pins.pin(info.sha256_hex):
+            await asyncio.to_thread(self.blobs.put, zip_file)
+            yield Code(
+                sha256_hex=info.sha256_hex,
+                sha256_b64=info.sha256_b64,
+                size=info.size,
+                unzipped_size=info.unzipped_size,
+            )
 
     @staticmethod
     def _apply(base: FunctionConfig, ch: ConfigChanges, name: str) -> FunctionConfig:
@@ -272,20 +285,20 @@ class FunctionService:
         config = self._apply(base, cmd.config, name)
         if await self.store.get_tags(caller.account, caller.region, name) is not None:
             raise ResourceConflictException("Function already exist: " + name)
-        config = replace(config, code=await self._ingest(cmd.zip_file))
-        config = await self._with_layers(caller, config, cmd.config.layers)
-        fv = FunctionVersion(
-            account=caller.account,
-            region=caller.region,
-            name=name,
-            version=LATEST,
-            config=config,
-            revision_id=new_revision(),
-            last_modified=self.clock(),
-            lifecycle=Lifecycle(),
-        )
-        if not await self.store.create_function(fv, cmd.tags):
-            raise ResourceConflictException("Function already exist: " + name)
+        async with self._ingest(cmd.zip_file) as code:
+            config = await self._with_layers(caller, replace(config, code=code), cmd.config.layers)
+            fv = FunctionVersion(
+                account=caller.account,
+                region=caller.region,
+                name=name,
+                version=LATEST,
+                config=config,
+                revision_id=new_revision(),
+                last_modified=self.clock(),
+                lifecycle=Lifecycle(),
+            )
+            if not await self.store.create_function(fv, cmd.tags):
+                raise ResourceConflictException("Function already exist: " + name)
         self._schedule(fv)
         if cmd.publish:
             # Version 1 exists at once, Pending like $LATEST, and becomes Active with it.
@@ -368,14 +381,17 @@ class FunctionService:
         fv = await self._latest(caller, cmd.function)
         self._check_revision(fv, cmd.revision_id)
         self._check_ready(fv)
-        code = await self._ingest(cmd.zip_file)
-        config = await self._with_layers(caller, replace(fv.config, code=code), None)
-        if cmd.architectures is not None:
-            rules.check_architectures(cmd.architectures)
-            config = replace(config, architectures=cmd.architectures)
-        if cmd.dry_run:
-            return replace(fv, config=config)
-        return await self._commit_update(fv, config)
+        async with self._ingest(cmd.zip_file) as code:
+            config = await self._with_layers(caller, replace(fv.config, code=code), None)
+            if cmd.architectures is not None:
+                rules.check_architectures(cmd.architectures)
+                config = replace(config, architectures=cmd.architectures)
+            if cmd.dry_run:
+                return replace(fv, config=config)
+            updated = await self._commit_update(fv, config)
+        if updated.config.code.sha256_hex != fv.config.code.sha256_hex:
+            self.pins.released()  # the old code may be unreferenced now
+        return updated
 
     async def delete(self, caller: Caller, function: str, qualifier: str | None) -> None:
         name, q = resolve_ref(function, qualifier, region=caller.region, account=caller.account)
@@ -390,6 +406,7 @@ class FunctionService:
             raise ResourceNotFoundException(
                 "Function not found: " + function_arn(caller.region, caller.account, name)
             )
+        self.pins.released()
 
     async def _delete_version(self, caller: Caller, name: str, version: str) -> None:
         if await self.store.get_version(caller.account, caller.region, name, LATEST) is None:
@@ -408,10 +425,20 @@ class FunctionService:
                 f"[{', '.join(using)}]"
             )
         await self.store.delete_version(caller.account, caller.region, name, version)
+        self.pins.released()
 
-    def code_path(self, sha256_hex: str) -> Path | None:
-        """Where the zip with this digest is stored, if it is (for ``Code.Location`` links)."""
+    async def located_code(self, arn: str, sha: str) -> Path | None:
+        """The zip a ``Code.Location`` link names, while function version ``arn`` still holds
+        that code (a deleted function or version, or replaced code, ends its links)."""
         try:
-            return self.blobs.path(sha256_hex) if self.blobs.exists(sha256_hex) else None
-        except ValueError:
+            ref = parse_function_ref(arn)
+        except LambdaError:
             return None
+        if ref.account is None or ref.region is None:
+            return None
+        fv = await self.store.get_version(
+            ref.account, ref.region, ref.name, ref.qualifier or LATEST
+        )
+        if fv is None or fv.config.code.sha256_hex != sha or not self.blobs.exists(sha):
+            return None
+        return self.blobs.path(sha)

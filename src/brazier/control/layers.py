@@ -19,9 +19,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from brazier.control import code_package, layer_policy, sbom
+from brazier.control.code_gc import CodePins
 from brazier.control.layer_resolve import LayerResolver
 from brazier.model.errors import (
     AccessDeniedException,
@@ -88,10 +90,12 @@ class LayerService(LayerResolver):
         store: SqliteLayerStore,
         blobs: BlobStore,
         *,
-        code_url: Callable[[str], str],
+        code_url: Callable[[str, str], str],
         clock: Clock = _now,
+        pins: CodePins | None = None,
     ) -> None:
         super().__init__(store, blobs)
+        self.pins = pins or CodePins()
         self.code_url = code_url
         self.clock = clock
 
@@ -142,32 +146,34 @@ class LayerService(LayerResolver):
             ) from exc
         code_package.check_zip_size(len(cmd.zip_file))
         info = await asyncio.to_thread(code_package.inspect_zip, cmd.zip_file)
-        await asyncio.to_thread(self.blobs.put, cmd.zip_file)
-        # No await that yields between this check and the insert: the event loop serialises them.
-        if version is not None:
-            for other in await self.store.versions(caller.account, caller.region, name):
-                if other.semver is not None and other.semver == str(version):
-                    raise ResourceConflictException(
-                        f"Layer {name} already has semantic version {version} in version"
-                        f" {other.version}. Publish a new semantic version or delete that one."
-                    )
-        return await self.store.publish(
-            LayerVersion(
-                account=caller.account,
-                region=caller.region,
-                name=name,
-                version=0,
-                content=LayerContent(
-                    info.sha256_hex, info.sha256_b64, info.size, info.unzipped_size
-                ),
-                created=self.clock(),
-                description=cmd.description,
-                license_info=cmd.license_info,
-                compatible_runtimes=cmd.compatible_runtimes,
-                compatible_architectures=cmd.compatible_architectures,
-                semver=None if version is None else str(version),
+        async with self.pins.pin(info.sha256_hex):  # until the version refers to the blob
+            await asyncio.to_thread(self.blobs.put, cmd.zip_file)
+            # No await that yields between this check and the insert: the event loop
+            # serialises them.
+            if version is not None:
+                for other in await self.store.versions(caller.account, caller.region, name):
+                    if other.semver is not None and other.semver == str(version):
+                        raise ResourceConflictException(
+                            f"Layer {name} already has semantic version {version} in version"
+                            f" {other.version}. Publish a new semantic version or delete that one."
+                        )
+            return await self.store.publish(
+                LayerVersion(
+                    account=caller.account,
+                    region=caller.region,
+                    name=name,
+                    version=0,
+                    content=LayerContent(
+                        info.sha256_hex, info.sha256_b64, info.size, info.unzipped_size
+                    ),
+                    created=self.clock(),
+                    description=cmd.description,
+                    license_info=cmd.license_info,
+                    compatible_runtimes=cmd.compatible_runtimes,
+                    compatible_architectures=cmd.compatible_architectures,
+                    semver=None if version is None else str(version),
+                )
             )
-        )
 
     async def get(self, caller: Caller, layer_name: str, version: int) -> LayerVersion:
         """GetLayerVersion: own versions, or another account's that grants the caller read."""
@@ -249,8 +255,10 @@ class LayerService(LayerResolver):
         stays: functions that use the version keep it (see ``pinned``)."""
         self._check_version(version)
         account, name = self._target(caller, layer_name)
-        if account == caller.account:
-            await self.store.delete(account, caller.region, name, version)
+        if account == caller.account and await self.store.delete(
+            account, caller.region, name, version
+        ):
+            self.pins.released()
 
     # -- permissions ----------------------------------------------------------------------------
 
@@ -329,6 +337,19 @@ class LayerService(LayerResolver):
             bom_ref=lv.arn,
         )
 
+    async def located_content(self, arn: str, sha: str) -> Path | None:
+        """The zip a ``Content.Location`` link names, while that layer version is live and
+        holds it (deleting the version ends its links)."""
+        ref = parse_layer_ref(arn)
+        if ref is None or ref.account is None or ref.region is None:
+            return None
+        if ref.selector is None or not ref.selector.isdigit():
+            return None
+        lv = await self.store.get(ref.account, ref.region, ref.name, int(ref.selector))
+        if lv is None or lv.content.sha256_hex != sha or not self.blobs.exists(sha):
+            return None
+        return self.blobs.path(sha)
+
     def content_location(self, lv: LayerVersion) -> str:
         """``Content.Location``: a signed download link for the zip."""
-        return self.code_url(lv.content.sha256_hex)
+        return self.code_url(lv.content.sha256_hex, lv.arn)

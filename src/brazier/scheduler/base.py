@@ -6,6 +6,7 @@ remote workers over HTTP. Both implement :class:`WorkerClient`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 from brazier.model.invocation import FunctionSpec, InvokeRequest, InvokeResult, WorkerStatistics
@@ -34,6 +35,11 @@ class WorkerClient(Protocol):
 
     def statistics(self) -> WorkerStatistics:
         """A snapshot of the worker's counters."""
+        ...
+
+    def paths_in_use(self) -> set[Path]:
+        """The code and /opt directories its environments run from (busy, idle or starting):
+        code collection must not remove them."""
         ...
 
 

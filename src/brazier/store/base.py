@@ -90,6 +90,9 @@ class MetadataStore(Protocol):
     async def code_in_use(self) -> set[str]:
         """sha256 hex digests of every code package some version still refers to."""
 
+    async def layer_arns_in_use(self) -> set[str]:
+        """Every layer version ARN some function version refers to."""
+
     async def publish_version(self, fv: FunctionVersion) -> FunctionVersion | None:
         """Insert ``fv`` under the function's next version number (never reused). None if the
         function is gone. Not idempotent."""

@@ -25,6 +25,7 @@ import shutil
 import stat
 import time
 from collections.abc import Callable, Iterator, Set
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -198,12 +199,7 @@ class BlobStore:
                     for chunk in iter(lambda: f.read(1 << 20), b""):
                         digest.update(chunk)
                 shared = files / f"{digest.hexdigest()}-{stat.S_IMODE(st.st_mode):o}"
-                try:
-                    os.link(path, shared)  # first copy: it becomes the shared one
-                except FileExistsError:
-                    tmp = path.with_name(f".{name}.{_tmp_name()}")
-                    os.link(shared, tmp)
-                    os.replace(tmp, path)
+                _link_shared(path, shared)
 
     def delete_tree(self, digest: str) -> None:
         """Remove the extracted tree. Idempotent. The tree vanishes in one rename first, so a
@@ -236,29 +232,89 @@ class BlobStore:
                     removed += 1
         return removed
 
-    def gc(self, keep: Set[str], *, min_age: float = 0.0) -> int:
-        """Remove every blob and tree whose digest is not in ``keep``; return how many were removed
-        (blobs and trees counted separately).
+    def gc(
+        self, keep: Set[str], *, keep_trees: Set[str] = frozenset(), min_age: float = 0.0
+    ) -> GcResult:
+        """Remove every blob and tree whose digest is not in ``keep`` (trees also survive when in
+        ``keep_trees``: an environment still runs from them), then every shared file no tree
+        links to any more. Returns what was removed.
 
         Items younger than ``min_age`` seconds survive, so a blob put (or put again) just before
         its metadata commits is not lost; otherwise the caller must include in-flight digests in
         ``keep``. An invalid digest in ``keep`` raises ``ValueError`` rather than risk deleting
         what it was meant to protect.
         """
-        for d in keep:
+        for d in (*keep, *keep_trees):
             _check(d)
         cutoff = time.time() - min_age
-        removed = 0
+        blobs = trees = files = freed = 0
         for digest in list(self.digests()):
             p = self.path(digest)
             if digest not in keep and _mtime(p) <= cutoff:
+                freed += _size(p)
                 _remove(p)
-                removed += 1
+                blobs += 1
         for p in list(self._trees.iterdir()):
-            if _HEX.fullmatch(p.name) and p.name not in keep and _mtime(p) <= cutoff:
+            name = p.name
+            unused = _HEX.fullmatch(name) and name not in keep and name not in keep_trees
+            if unused and _mtime(p) <= cutoff:
                 self._discard_tree(p)
-                removed += 1
-        return removed
+                trees += 1
+        shared = self.root / "files"
+        if shared.is_dir():
+            for entry in os.scandir(shared):
+                # A shared file is linked from ``files/`` and from every tree holding it: a link
+                # count of one means no tree (nor merged /opt directory) uses it any more.
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_mtime <= cutoff:
+                    freed += st.st_size
+                    _remove(Path(entry.path))
+                    files += 1
+        return GcResult(blobs=blobs, trees=trees, files=files, bytes_freed=freed)
+
+
+@dataclass(frozen=True, slots=True)
+class GcResult:
+    """What one :meth:`BlobStore.gc` removed. ``bytes_freed`` counts blobs and shared files
+    (tree entries are links to shared files)."""
+
+    blobs: int
+    trees: int
+    files: int
+    bytes_freed: int
+
+    @property
+    def removed(self) -> int:
+        return self.blobs + self.trees + self.files
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.lstat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _link_shared(path: Path, shared: Path) -> None:
+    """Make ``path`` a link to ``shared`` (or ``shared`` a link to ``path`` when it is the first
+    copy). ``gc`` may remove an unused shared file at any moment: then try again."""
+    for _ in range(8):
+        try:
+            os.link(path, shared)  # first copy: it becomes the shared one
+            return
+        except FileExistsError:
+            pass
+        tmp = path.with_name(f".{path.name}.{_tmp_name()}")
+        try:
+            os.link(shared, tmp)
+        except FileNotFoundError:
+            continue  # collected between the two links: this copy becomes the shared one
+        os.replace(tmp, path)
+        return
+    # Still racing after several tries: keep the private copy (correct, only not shared).
 
 
 def _mtime(p: Path) -> float:

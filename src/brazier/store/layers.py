@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from brazier.model.layers import LayerContent, LayerVersion
+from brazier.model.layers import LayerContent, LayerVersion, layer_arn
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS layers (
@@ -202,6 +202,15 @@ class SqliteLayerStore:
             )  # fmt: skip
             return cur.rowcount == 1
 
-    async def code_in_use(self) -> set[str]:
-        """Digests of every layer zip, deleted versions included (functions may use them)."""
-        return {r[0] for r in self.db.execute("SELECT DISTINCT code_sha FROM layer_versions")}
+    async def code_in_use(self, referenced: set[str]) -> set[str]:
+        """Digests of every live layer version's zip, and of deleted versions whose ARN is in
+        ``referenced`` (functions that use a deleted version keep running it, as in Lambda)."""
+        rows = self.db.execute(
+            "SELECT l.account, l.region, l.name, v.version, v.code_sha, v.deleted"
+            " FROM layer_versions v JOIN layers l ON l.id = v.layer_id"
+        ).fetchall()
+        return {
+            sha
+            for account, region, name, version, sha, deleted in rows
+            if not deleted or layer_arn(region, account, name, version) in referenced
+        }

@@ -283,6 +283,13 @@ class SqliteStore(VersionsAndAliases):
     async def code_in_use(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT DISTINCT code_sha FROM versions")}
 
+    async def layer_arns_in_use(self) -> set[str]:
+        rows = self.db.execute(
+            "SELECT DISTINCT j.value FROM versions v,"
+            " json_each(json_extract(v.config, '$.layers')) j"
+        )
+        return {str(r[0]) for r in rows}
+
     async def aclose(self) -> None:
         if self._db is not None:
             self._db.close()

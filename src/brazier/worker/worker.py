@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from brazier.model.errors import ServiceException
@@ -22,7 +23,7 @@ from brazier.model.invocation import (
     WorkerStatistics,
 )
 from brazier.sandbox import RuntimeUnavailable, SandboxFactory, SandboxUnavailable
-from brazier.worker.environment import Environment
+from brazier.worker.environment import Environment, EnvState
 from brazier.worker.pool import EnvironmentPool
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class LocalWorker:
         self._prewarm_runtimes = prewarm_runtimes
         self._pools: dict[tuple[str, ...], EnvironmentPool] = {}
         self._tasks: asyncio.TaskGroup | None = None
+        self._live: set[Environment] = set()  # every environment not known to be closed
         self.reaped = 0
 
     @asynccontextmanager
@@ -91,13 +93,15 @@ class LocalWorker:
 
     def _new_env(self, spec: FunctionSpec) -> Environment:
         assert self._factory is not None
-        return Environment(
+        env = Environment(
             spec,
             self._factory,
             self._sink,
             init_timeout=self._init_timeout,
             clock=self._clock,
         )
+        self._live.add(env)
+        return env
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         if self._tasks is None:
@@ -136,6 +140,16 @@ class LocalWorker:
                 return pool, env
             pool = self._pool(request.fallback)
         return pool, await pool.acquire()
+
+    def paths_in_use(self) -> set[Path]:
+        """Directories environments run from: every pool's (a pool exists before its first
+        environment starts) and every environment's not closed yet (a retired pool's busy ones
+        finish their invocation outside any pool)."""
+        self._live = {e for e in self._live if e.state is not EnvState.CLOSED}
+        specs = [p.spec for p in self._pools.values()] + [e.spec for e in self._live]
+        paths = {s.code_dir for s in specs}
+        paths |= {s.layer_dir for s in specs if s.layer_dir is not None}
+        return paths
 
     async def provision(self, spec: FunctionSpec, count: int) -> int:
         """Keep ``count`` initialised environments of a provisioned ``spec``; returns how many
