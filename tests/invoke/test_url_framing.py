@@ -237,6 +237,40 @@ def test_well_formed_results_still_pass(url: str, conn: Conn) -> None:
     assert (after.status, after.body) == (200, b"second")
 
 
+def test_cors_values_no_header_can_carry_are_left_out(server: Any, conn: Conn) -> None:
+    """The API's pattern for CORS values (``.*``) admits a control character or a non-latin-1
+    value: the reply leaves that header out (it was a 500 and a traceback)."""
+    client = lambda_client(server.url)
+    name = "url-framing-cors"
+    client.create_function(
+        FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::000000000000:role/r",
+        Handler="app.handler", Code={"ZipFile": make_zip({"app.py": ECHO_RESULT})},
+    )  # fmt: skip
+    wait_active(client, name)
+    cors = {"AllowOrigins": ["*"], "ExposeHeaders": ["x-\u20ac"], "AllowHeaders": ["a\x01b"]}
+    url = client.create_function_url_config(FunctionName=name, AuthType="NONE", Cors=cors)
+    client.add_permission(
+        FunctionName=name, StatementId="public", Action="lambda:InvokeFunctionUrl",
+        Principal="*", FunctionUrlAuthType="NONE",
+    )  # fmt: skip
+    start = server.log.stat().st_size
+    path = _path(url["FunctionUrl"])
+    body = _result(statusCode=200, body="ok")
+    head = f"POST {path} HTTP/1.1\r\nhost: x\r\norigin: http://o\r\n"
+    head += f"content-type: application/octet-stream\r\ncontent-length: {len(body)}\r\n\r\n"
+    conn.sock.sendall(head.encode() + body)
+    reply = conn.reply()
+    assert (reply.status, reply.body) == (200, b"ok"), reply
+    assert reply.all("access-control-allow-origin") == ["*"]
+    assert reply.all("access-control-expose-headers") == []
+    pre = f"OPTIONS {path} HTTP/1.1\r\nhost: x\r\norigin: http://o\r\n"
+    pre += "access-control-request-method: GET\r\ncontent-length: 0\r\n\r\n"
+    conn.sock.sendall(pre.encode())
+    reply = conn.reply()
+    assert reply.status == 200 and reply.all("access-control-allow-headers") == [], reply
+    assert "Traceback" not in server.log.read_bytes()[start:].decode("utf-8", "replace")
+
+
 # -- routing ------------------------------------------------------------------------------------
 
 

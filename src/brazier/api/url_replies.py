@@ -140,6 +140,14 @@ def _field_text(value: str, what: str) -> str:
     return value
 
 
+def _is_field_text(value: str) -> bool:
+    try:
+        _field_text(value, "")
+    except InvalidFunctionResponse:
+        return False
+    return True
+
+
 def _cookies(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -170,7 +178,9 @@ def wire_headers(
 ) -> list[tuple[bytes, bytes]]:
     """The reply's headers as sent: brazier's ``x-amzn-RequestId`` and one framing header."""
     headers = dict(reply.headers)
-    headers.update(extra or {})
+    # Brazier's own headers come from configuration (CORS), whose API pattern (``.*``) admits
+    # values no header can carry; such a header is left out rather than failing the reply.
+    headers.update((k, v) for k, v in (extra or {}).items() if _is_field_text(v))
     raw = [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()]
     raw += [(b"set-cookie", c.encode("latin-1")) for c in reply.cookies]
     raw.append((b"x-amzn-requestid", request_id.encode()))
