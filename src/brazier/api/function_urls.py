@@ -1,46 +1,77 @@
 """Function URLs at the HTTP edge: requests become payload-2.0 events, results become responses.
 
-A URL is reached as ``http://<url-id>.lambda-url.<region>.localhost:<port>/...`` (Host header) or
-``http://127.0.0.1:<port>/lambda-url/<url-id>/...``. Reference: lambda-interfaces.md §6.1.
+A URL is reached as ``http://<url-id>.lambda-url.<region>.localhost:<port>/...`` (Host header,
+matched case-insensitively; the region must be the URL's) or
+``http://127.0.0.1:<port>/lambda-url/<url-id>/...``. Routing looks at the raw path as sent, never a
+decoded one, so ``/%6cambda-url/<id>/`` is not a URL; ``rawPath`` is that raw path too.
+Replies are built by ``url_replies``. Reference: lambda-interfaces.md §6.1.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
-from urllib.parse import parse_qsl, unquote
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from brazier.api.url_replies import (
+    InvalidFunctionResponse,
+    UrlReply,
+    bad_gateway,
+    from_result,
+    send_reply,
+)
 from brazier.control.urls import UrlService, UrlTarget
 from brazier.invoke.service import InvokeCommand, InvokeService
 from brazier.model.errors import AccessDeniedException, LambdaError, TooManyRequestsException
 from brazier.model.identity import Caller
 
-HOST = re.compile(r"^([a-z0-9]{32})\.lambda-url\.[a-z0-9-]+\.localhost(?::\d+)?$")
-PATH = re.compile(r"^/lambda-url/([a-z0-9]{32})(/.*)?$")
+HOST = re.compile(r"([a-z0-9]{32})\.lambda-url\.([a-z0-9-]+)\.localhost(?::[0-9]+)?")
+PATH = re.compile(r"/lambda-url/([a-z0-9]{32})(/.*)?", re.S)
 _TEXTUAL = re.compile(r"^text/|json|xml|javascript|x-www-form-urlencoded", re.I)
 MAX_BODY = 6 * 1024 * 1024
+
+log = logging.getLogger(__name__)
+
+_JSON = ("content-type", "application/json")
+_UNKNOWN_URL = UrlReply(403, (_JSON, ("x-amzn-errortype", "AccessDeniedException")),
+                       body=b'{"Message":null}')  # fmt: skip
+_THROTTLED = UrlReply(429, (_JSON,), body=b'{"Message":"Rate Exceeded."}')
+
+
+def _forbidden(code: str) -> UrlReply:
+    return UrlReply(403, (_JSON, ("x-amzn-errortype", code)), body=b'{"Message":"Forbidden"}')
+
 
 # (method, raw path, raw query, headers, body) -> the signer's account; raises when refused.
 IamCheck = Callable[[str, str, str, Mapping[str, str], bytes], Caller]
 
 
-def match(scope: Scope) -> tuple[str, str] | None:
-    """(url id, path within the URL) when the request is for a function URL."""
-    host = Headers(scope=scope).get("host", "")
-    m = HOST.match(host)
+class Route(NamedTuple):
+    url_id: str
+    path: str  # the raw path within the URL, as sent (percent-encoding kept)
+    region: str | None  # the region named by the Host form; None for the path form
+
+
+def match(scope: Scope) -> Route | None:
+    """The function URL a request is for, if any: by Host, else by the raw path."""
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    path = raw_path.decode("latin-1").partition("?")[0]
+    host = Headers(scope=scope).get("host", "").lower()
+    m = HOST.fullmatch(host)
     if m:
-        return m.group(1), scope["path"]
-    m = PATH.match(scope["path"])
+        return Route(m.group(1), path, m.group(2))
+    m = PATH.fullmatch(path)
     if m:
-        return m.group(1), m.group(2) or "/"
+        return Route(m.group(1), m.group(2) or "/", None)
     return None
 
 
@@ -51,29 +82,39 @@ class FunctionUrlApp:
         self.iam = iam
 
     async def __call__(
-        self, scope: Scope, receive: Receive, send: Send, url_id: str, path: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        url_id: str,
+        path: str,
+        region: str | None = None,
     ) -> None:
         headers = Headers(scope=scope)
         body = await _body(receive)
+        request_id = str(uuid.uuid4())
         target = await self.urls.find(url_id)
-        if target is None:
-            await _send(
-                send, 403, {"x-amzn-ErrorType": "AccessDeniedException"}, b'{"Message":null}'
-            )
+        if target is None or region not in (None, target.region):
+            await send_reply(send, _UNKNOWN_URL, request_id)
             return
         cors = target.config.get("Cors") or {}
         origin = headers.get("origin")
         if scope["method"] == "OPTIONS" and origin and "access-control-request-method" in headers:
-            await _send(send, 200, _preflight(cors, origin, headers), b"")
+            await send_reply(send, UrlReply(200, ()), request_id, _preflight(cors, origin, headers))
             return
         try:
             caller = await self._authorize(scope, headers, body, target)
         except LambdaError as exc:
-            await _send(send, 403, {"x-amzn-ErrorType": exc.code}, b'{"Message":"Forbidden"}')
+            await send_reply(send, _forbidden(exc.code), request_id)
             return
-        event = _event(scope, headers, body, path, url_id, target, caller)
+        event = _event(scope, headers, body, path, url_id, target, caller, request_id)
+        reply = await self._invoke(target, event, request_id)
+        await send_reply(send, reply, request_id, _cors_headers(cors, origin))
+
+    async def _invoke(self, target: UrlTarget, event: dict[str, Any], request_id: str) -> UrlReply:
+        """The reply for the function's result; one log line, no traceback, when it has none."""
         try:
-            reply = await self.invoke.invoke(
+            result = await self.invoke.invoke(
                 Caller(target.account, target.region),
                 InvokeCommand(
                     function=target.function,
@@ -81,19 +122,23 @@ class FunctionUrlApp:
                     invocation_type="RequestResponse",
                     log_type="None",
                     payload=json.dumps(event).encode(),
+                    request_id=request_id,
                 ),
             )
         except TooManyRequestsException:
-            await _send(
-                send, 429, {"content-type": "application/json"}, b'{"Message":"Rate Exceeded."}'
-            )
-            return
-        if reply.function_error:
-            await _send(send, 502, {"content-type": "text/plain"}, b"Internal Server Error")
-            return
-        status, out_headers, cookies, out_body = _response(reply.payload)
-        out_headers.update(_cors_headers(cors, origin))
-        await _send(send, status, out_headers, out_body, cookies)
+            return _THROTTLED
+        except LambdaError as exc:
+            log.warning("function URL request %s to %s failed: %s", request_id,
+                        target.function_arn, exc.code)  # fmt: skip
+            return bad_gateway()
+        if result.function_error:
+            return bad_gateway()
+        try:
+            return from_result(result.payload)
+        except InvalidFunctionResponse as exc:
+            log.warning("function URL request %s: invalid response from %s: %s", request_id,
+                        target.function_arn, exc)  # fmt: skip
+            return bad_gateway()
 
     async def _authorize(
         self, scope: Scope, headers: Headers, body: bytes, target: UrlTarget
@@ -135,6 +180,7 @@ def _event(
     url_id: str,
     target: UrlTarget,
     caller: Caller | None,
+    request_id: str,
 ) -> dict[str, Any]:
     """The payload-format-2.0 event Lambda builds for a function URL request."""
     raw_query = scope["query_string"].decode("latin-1")
@@ -146,7 +192,7 @@ def _event(
     client = scope.get("client") or ("127.0.0.1", 0)
     http = {
         "method": scope["method"],
-        "path": unquote(path),
+        "path": path,
         "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
         "sourceIp": client[0],
         "userAgent": headers.get("user-agent", ""),
@@ -157,7 +203,7 @@ def _event(
         "domainName": host.split(":")[0],
         "domainPrefix": url_id,
         "http": http,
-        "requestId": str(uuid.uuid4()),
+        "requestId": request_id,
         "routeKey": "$default",
         "stage": "$default",
         "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
@@ -192,38 +238,6 @@ def _event(
     return event
 
 
-def _response(payload: bytes) -> tuple[int, dict[str, str], list[str], bytes]:
-    """Map the function's result to (status, headers, cookies, body) as Lambda does."""
-    try:
-        result = json.loads(payload) if payload else None
-    except ValueError:
-        return 200, {"content-type": "application/json"}, [], payload
-    if isinstance(result, dict) and "statusCode" in result:
-        headers = {str(k).lower(): str(v) for k, v in (result.get("headers") or {}).items()}
-        headers.setdefault("content-type", "application/json")
-        body = result.get("body")
-        if body is None:
-            raw = b""
-        elif isinstance(body, str):
-            raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
-        else:
-            raw = json.dumps(body).encode()
-        return (
-            int(result["statusCode"]),
-            headers,
-            [str(c) for c in result.get("cookies") or []],
-            raw,
-        )
-    if isinstance(result, str):
-        return 200, {"content-type": "application/json"}, [], result.encode()
-    return (
-        200,
-        {"content-type": "application/json"},
-        [],
-        json.dumps(result, separators=(",", ":")).encode(),
-    )
-
-
 def _allowed_origin(cors: Mapping[str, Any], origin: str | None) -> str | None:
     if not origin:
         return None
@@ -255,17 +269,3 @@ def _preflight(cors: Mapping[str, Any], origin: str, headers: Headers) -> dict[s
     if cors.get("MaxAge") is not None:
         out["access-control-max-age"] = str(cors["MaxAge"])
     return out
-
-
-async def _send(
-    send: Send,
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    cookies: list[str] | None = None,
-) -> None:
-    raw = [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()]
-    raw += [(b"set-cookie", c.encode("latin-1")) for c in cookies or []]
-    raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})

@@ -21,6 +21,8 @@ from brazier.api.layer_ops import sbom_route
 from brazier.api.operations import Services
 from brazier.model.errors import InvalidParameterValueException, LambdaError
 
+_BAD_REQUEST = Response(b"Bad Request", status_code=400, media_type="text/plain")
+
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
@@ -127,6 +129,10 @@ def build_http_app(
         path = scope.get("path", "")
         if scope["type"] != "http":
             await site(scope, receive, send)
+            return
+        if sum(name == b"host" for name, _ in scope["headers"]) > 1:
+            # Two Host headers: which one routes is ambiguous (RFC 9112 §3.2), so none does.
+            await _BAD_REQUEST(scope, receive, send)
             return
         url = function_urls.match(scope)
         if url is not None:
