@@ -254,6 +254,17 @@ def test_signed_custom_headers_and_whitespace() -> None:
     assert wire.verify().verified
 
 
+def test_unsigned_x_amz_headers_are_not_refused() -> None:
+    # Lambda (unlike S3, which answers "There were headers present in the request which were
+    # not signed") accepts headers outside SignedHeaders: AWS's own SigV4 examples sign only
+    # host and x-amz-date. Brazier does the same; decision 0015 records the replay risk and why
+    # the server should be reached over TLS (--tls-cert/--tls-key) off loopback.
+    wire = sign("POST", ARN_PATH, body=b"{}")
+    wire.headers["X-Amz-Log-Type"] = "Tail"
+    assert "x-amz-log-type" not in wire.headers["Authorization"]
+    assert wire.verify().verified
+
+
 def test_repeated_header_values_join_with_commas() -> None:
     wire = sign(headers={"X-Multi": "a,b"})
     raw = [(k.lower().encode(), v.encode()) for k, v in wire.headers.items() if k != "X-Multi"] + [
