@@ -54,6 +54,7 @@ class TlsServer(ServerProcess):
                 [sys.executable, "-m", "brazier", "server", "--port", str(self.port),
                  "--data-dir", str(self.data_dir), "--log-level", "warning", *self.args],
                 stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT,
+                preexec_fn=self._in_child,  # noqa: PLW1509 - started from the main thread
             )  # fmt: skip
         trust = ssl.create_default_context(cafile=str(self.cert))
         deadline = time.monotonic() + timeout
