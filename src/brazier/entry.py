@@ -43,6 +43,10 @@ def version() -> None:
               help="Seconds an idle environment is kept before it is reaped.")  # fmt: skip
 @click.option("--prewarm-runtimes", default="all", show_default=True,
               help="Runtimes ready at start: all, none, or a comma list.")  # fmt: skip
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM certificate (chain) to serve HTTPS; needs --tls-key.")  # fmt: skip
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM private key of --tls-cert.")  # fmt: skip
 def server(
     host: str,
     port: int,
@@ -54,6 +58,8 @@ def server(
     account_concurrency: int,
     idle_ttl: float,
     prewarm_runtimes: str,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Run the brazier server (the Lambda API) until SIGTERM or SIGINT."""
     import uvicorn
@@ -76,12 +82,21 @@ def server(
                 if prewarm_runtimes == "all"
                 else tuple(r for r in prewarm_runtimes.split(",") if r and r != "none")
             ),
+            tls_cert=Path(tls_cert).resolve() if tls_cert else None,
+            tls_key=Path(tls_key).resolve() if tls_key else None,
         )
+        _check_tls(settings.tls_cert, settings.tls_key)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.plaintext_off_loopback:
+        logging.getLogger("brazier").warning(
+            "serving plain HTTP on %s: signed requests can be read and replayed within their"
+            " 5 minutes (with unsigned X-Amz-* headers added); use --tls-cert/--tls-key",
+            host,
+        )
     _presize_fd_table(_raise_open_files_limit(account_concurrency))
     config = uvicorn.Config(
         build_app(settings),
@@ -93,6 +108,8 @@ def server(
         access_log=log_level == "debug",
         lifespan="on",
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
     # that was installed before it started. Make that handler a plain exit, so a clean shutdown
@@ -100,6 +117,18 @@ def server(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     uvicorn.Server(config).run()
+
+
+def _check_tls(cert: Path | None, key: Path | None) -> None:
+    """Load the pair once up front, so a bad file is a usage error rather than a traceback."""
+    if cert is None or key is None:
+        return
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"cannot use --tls-cert {cert} with --tls-key {key}: {exc}") from exc
 
 
 FILES_PER_ENVIRONMENT = 12  # measured: ~11 descriptors in the server per idle environment

@@ -401,6 +401,49 @@ def test_streaming_mode_error_trailers() -> None:
     run(body)
 
 
+@pytest.mark.parametrize(
+    ("trailer", "message"),
+    [
+        (
+            "Lambda-Runtime-Function-Error-Body: not*base64!\r\n",
+            "RequestId: {id} Error: the runtime's Lambda-Runtime-Function-Error-Body trailer is"
+            " not valid base64",
+        ),
+        ("Lambda-Runtime-Function-Error-Body: \r\n", "RequestId: {id} Error: the runtime"
+         " reported Function.StreamError mid-stream"),
+        ("", "RequestId: {id} Error: the runtime reported Function.StreamError mid-stream"),
+    ],
+)  # fmt: skip
+def test_streamed_error_without_a_usable_body(trailer: str, message: str) -> None:
+    # The invoker gets the runtime's error type (as RIE keeps it) and a JSON error payload,
+    # never an empty one.
+    async def body() -> None:
+        async with serve() as (session, port):
+            client = await RawClient.connect(port)
+            invoke = await _deliver(session, client, "s3")
+            await client.send(
+                f"POST {V1}/invocation/s3/response HTTP/1.1\r\n"
+                "Lambda-Runtime-Function-Response-Mode: streaming\r\n"
+                "Transfer-Encoding: chunked\r\nTrailer: Lambda-Runtime-Function-Error-Type\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n"
+                "4\r\npart\r\n0\r\n"
+                f"Lambda-Runtime-Function-Error-Type: Function.StreamError\r\n{trailer}"
+                "\r\n".encode()
+            )
+            assert (await client.read_reply()).status == 202
+            result = await invoke
+            assert isinstance(result, FunctionError)
+            assert result.error_type == "Function.StreamError"
+            assert result.content_type == "application/json"
+            assert json.loads(result.body) == {
+                "errorType": "Function.StreamError",
+                "errorMessage": message.format(id="s3"),
+            }
+            await client.close()
+
+    run(body)
+
+
 def test_invalid_response_mode() -> None:
     async def body() -> None:
         async with serve() as (session, port):

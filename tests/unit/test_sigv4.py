@@ -175,6 +175,63 @@ def test_query_strings_repeated_unsorted_and_encoded(query: str) -> None:
     assert sign(query=query).verify().verified
 
 
+# RFC 3986 reserved characters (gen-delims and sub-delims), plus '%' and a space.
+RESERVED = ":/?#[]@!$&'()*+,;=% "
+
+
+def _pct(c: str) -> str:
+    return "".join(f"%{b:02X}" for b in c.encode())
+
+
+def _query_cases() -> list[str]:
+    cases: list[str] = []
+    for c in RESERVED:
+        cases += [f"Marker=a{_pct(c)}b", f"n{_pct(c)}m=v", f"Marker=a{_pct(c).lower()}b"]
+        if c not in "&# %":  # a raw '&' splits, '#' starts the fragment, ' ' breaks HTTP
+            cases.append(f"Marker=a{c}b&MaxItems=5")
+            if c != "=":
+                cases.append(f"n{c}m=v")
+    return cases
+
+
+@pytest.mark.parametrize("query", _query_cases())
+def test_every_reserved_character_in_a_query_signed_by_botocore(query: str) -> None:
+    # botocore signs a URL's query as sent; the documented form re-encodes. Both must pass.
+    assert sign(query=query).verify().verified
+
+
+@pytest.mark.parametrize("marker", ["YWJj+ZGVm/Z2g=", "a+b;c=d", "+/=", "x;y", "%2B+"])
+def test_literal_plus_and_semicolon_in_values(marker: str) -> None:
+    assert sign(query=f"FunctionVersion=ALL&Marker={marker}").verify().verified
+
+
+def test_the_two_canonical_forms_cannot_be_swapped() -> None:
+    # Signed as sent over "a+b" (a literal plus): only those bytes pass, not "a%20b" (a space),
+    # nor "a%2Bb" (its documented form, which the client did not sign), nor anything added.
+    wire = sign(query="Marker=a+b")
+    for other in ("Marker=a%20b", "Marker=a%2Bb", "Marker=a%2Bc", "Marker=a+b&x=1"):
+        wire.query = other
+        with raises(InvalidSignatureException, MISMATCH):
+            wire.verify()
+    # Signed in the documented form: every spelling of the same values passes.
+    wire = sign(query="Marker=a%2Bb")
+    for other in ("Marker=a+b", "Marker=a%2bb"):
+        wire.query = other
+        assert wire.verify().verified
+
+
+@pytest.mark.parametrize("c", [c for c in RESERVED if c not in "/"])
+def test_every_reserved_character_in_a_path_signed_by_botocore(c: str) -> None:
+    assert sign("GET", f"/2015-03-31/functions/f{_pct(c)}x/configuration").verify().verified
+    if c not in "?#% ":
+        assert sign("GET", f"/2015-03-31/functions/f{c}x/configuration").verify().verified
+
+
+def test_presigned_url_with_reserved_characters() -> None:
+    query = "&".join(f"p{i}=a{_pct(c)}b" for i, c in enumerate(RESERVED))
+    assert presign(query=query).verify().verified
+
+
 @pytest.mark.parametrize(
     "body", [b"", b"{}", bytes(range(256)) * 100, "ünïcødé".encode(), b"\x00" * 7]
 )
@@ -194,6 +251,17 @@ def test_signed_custom_headers_and_whitespace() -> None:
         },
     )
     assert "x-amz-client-context" in wire.headers["Authorization"]
+    assert wire.verify().verified
+
+
+def test_unsigned_x_amz_headers_are_not_refused() -> None:
+    # Lambda (unlike S3, which answers "There were headers present in the request which were
+    # not signed") accepts headers outside SignedHeaders: AWS's own SigV4 examples sign only
+    # host and x-amz-date. Brazier does the same; decision 0015 records the replay risk and why
+    # the server should be reached over TLS (--tls-cert/--tls-key) off loopback.
+    wire = sign("POST", ARN_PATH, body=b"{}")
+    wire.headers["X-Amz-Log-Type"] = "Tail"
+    assert "x-amz-log-type" not in wire.headers["Authorization"]
     assert wire.verify().verified
 
 

@@ -24,10 +24,11 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Literal, Protocol
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from botocore.utils import normalize_url_path
 
+from brazier.api.query import query_pairs
 from brazier.model.errors import (
     IncompleteSignatureException,
     InvalidSignatureException,
@@ -141,7 +142,7 @@ def verify_request(
     ``InvalidSignatureException`` or ``UnrecognizedClientException``, with AWS's messages.
     """
     hmap = _header_map(headers)
-    params = _parse_query(query)
+    params = query_pairs(query)
     auth = _extract_auth(hmap, params)
     if auth is None:
         if mode == "none":
@@ -170,29 +171,37 @@ def verify_request(
     if key is None:
         raise UnrecognizedClientException(_UNKNOWN_KEY)
 
-    canonical = "\n".join(
-        (
-            method.upper(),
-            _canonical_path(path),
-            _canonical_query(params, drop_signature=auth.presigned),
-            _canonical_headers(signed, hmap),
-            auth.signed_headers,
-            _payload_hash(hmap, body),
-        )
-    )
-    string_to_sign = "\n".join(
-        (
-            ALGORITHM,
-            auth.amz_date,
-            f"{scope_date}/{region}/{SERVICE}/aws4_request",
-            hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
-        )
-    )
     signing_key = _signing_key(key.secret_access_key, scope_date, region, SERVICE)
-    expected = hmac.new(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), auth.signature.encode("utf-8", "replace")):
-        raise InvalidSignatureException(_SIGNATURE_MISMATCH)
-    return Principal(access_key_id, key.account_id, region, verified=True)
+    scope = f"{scope_date}/{region}/{SERVICE}/aws4_request"
+    path_and_headers = (
+        method.upper(),
+        _canonical_path(path),
+        _canonical_headers(signed, hmap),
+        auth.signed_headers,
+        _payload_hash(hmap, body),
+    )
+    given = auth.signature.encode("utf-8", "replace")
+
+    def signed_with(canonical_query: str) -> bool:
+        verb, cpath, headers, names, payload = path_and_headers
+        canonical = "\n".join((verb, cpath, canonical_query, headers, names, payload))
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        string_to_sign = f"{ALGORITHM}\n{auth.amz_date}\n{scope}\n{digest}".encode()
+        expected = hmac.new(signing_key, string_to_sign, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected.encode(), given)
+
+    # The canonical query AWS documents: names and values decoded, then re-encoded.
+    documented = _canonical_query(params, drop_signature=auth.presigned)
+    if signed_with(documented):
+        return Principal(access_key_id, key.account_id, region, verified=True)
+    # botocore signs a URL's query as it will be sent (its ``_canonical_query_string_url``), so
+    # a raw ``+``, ``;``, ``=`` or ``/`` in a value is signed unescaped. That form covers the exact
+    # bytes on the wire, which the edge decodes one way only (``query_pairs``): accepting it lets
+    # no value change under a signature. Only a mismatch pays for the second HMAC.
+    as_sent = _wire_query(query, drop_signature=auth.presigned)
+    if as_sent != documented and signed_with(as_sent):
+        return Principal(access_key_id, key.account_id, region, verified=True)
+    raise InvalidSignatureException(_SIGNATURE_MISMATCH)
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -210,23 +219,6 @@ def _header_map(headers: Mapping[str, str]) -> dict[str, list[str]]:
 def _first(hmap: Mapping[str, list[str]], name: str) -> str | None:
     values = hmap.get(name)
     return values[0] if values else None
-
-
-def _parse_query(query: str) -> list[tuple[str, str]]:
-    """Decoded (name, value) pairs in order. '+' stays a literal plus, as SigV4 expects."""
-    pairs: list[tuple[str, str]] = []
-    if not query:
-        return pairs
-    for part in query.split("&"):
-        if not part:
-            continue
-        name, _, value = part.partition("=")
-        if "%" in name:
-            name = unquote(name)
-        if "%" in value:
-            value = unquote(value)
-        pairs.append((name, value))
-    return pairs
 
 
 def _extract_auth(hmap: Mapping[str, list[str]], params: Iterable[tuple[str, str]]) -> _Auth | None:
@@ -446,6 +438,18 @@ def _canonical_query(params: Iterable[tuple[str, str]], *, drop_signature: bool)
         if not (drop_signature and name == "X-Amz-Signature")
     )
     return "&".join(f"{name}={value}" for name, value in pairs)
+
+
+def _wire_query(query: str, *, drop_signature: bool) -> str:
+    # botocore's _canonical_query_string_url: pairs split as sent, sorted, never re-encoded.
+    if not query:
+        return ""
+    pairs = sorted((name, value) for name, _, value in (p.partition("=") for p in query.split("&")))
+    return "&".join(
+        f"{name}={value}"
+        for name, value in pairs
+        if not (drop_signature and name == "X-Amz-Signature")
+    )
 
 
 def _canonical_headers(signed: Iterable[str], hmap: Mapping[str, list[str]]) -> str:

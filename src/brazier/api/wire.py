@@ -16,12 +16,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import botocore.session
 import regex
 from botocore.model import OperationModel, Shape, StructureShape
 
+from brazier.api.query import query_pairs
 from brazier.model.errors import (
     InvalidRequestContentException,
     UnknownOperationException,
@@ -93,7 +94,7 @@ class ServiceWire:
         }
 
     def match(self, method: str, raw_path: str, query: str) -> tuple[Operation, dict[str, str]]:
-        params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+        params = dict(query_pairs(query))
         for op in self._routes.get(method, ()):
             m = op.path_regex.match(raw_path)
             if m is None:
@@ -120,7 +121,7 @@ class ServiceWire:
         if shape is None:
             return {}
         qs: dict[str, list[str]] = {}
-        for k, v in parse_qsl(query, keep_blank_values=True):
+        for k, v in query_pairs(query):
             qs.setdefault(k, []).append(v)
         out: dict[str, Any] = {}
         body_members: dict[str, Shape] = {}

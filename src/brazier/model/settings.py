@@ -41,6 +41,9 @@ class Settings:
     prewarm_runtimes: tuple[str, ...] | None = None
     # Public URL the server is reached at, for Code.Location; derived from host/port if unset.
     public_url: str | None = None
+    # PEM certificate chain and private key: serve HTTPS instead of HTTP (both or neither).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -55,6 +58,18 @@ class Settings:
             raise ValueError("account concurrency must be at least 1")
         if self.idle_ttl_seconds <= 0:
             raise ValueError("idle TTL must be positive")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def plaintext_off_loopback(self) -> bool:
+        """Signed requests travel in clear to other machines: they can be captured and replayed
+        within their 5 minutes, with unsigned headers added (Lambda honours those too)."""
+        return not self.tls and not is_loopback(self.host)
 
     @property
     def effective_auth(self) -> AuthMode:
@@ -69,4 +84,4 @@ class Settings:
         host = self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"

@@ -124,7 +124,7 @@ class _ResultUpload(_Upload):
             )
         elif trailers is not None and wire.H_ERROR_TYPE in trailers:
             # A streamed response that failed mid-way (§1.3): the trailers carry the error.
-            result = _trailer_error(trailers)
+            result = _trailer_error(trailers, self._session.current_request_id)
         else:
             result = FunctionResponse(self.body(), content_type)
         self._session._complete(result)
@@ -141,13 +141,22 @@ class _ResultUpload(_Upload):
         self._ex.reply(wire.TRUNCATED)
 
 
-def _trailer_error(trailers: dict[str, str]) -> FunctionError:
+def _trailer_error(trailers: dict[str, str], request_id: str) -> FunctionError:
     header = trailers[wire.H_ERROR_TYPE]
+    error_type = normalize_error_type(header)
     try:
         body = base64.b64decode(trailers.get(wire.H_ERROR_BODY, ""), validate=True)
     except (binascii.Error, ValueError):
-        body = b""
-    return FunctionError(body, normalize_error_type(header), header, wire.JSON)
+        # RIE keeps the runtime's error type and drops the details; the invoker still gets an
+        # error payload saying what happened rather than an empty one.
+        return FunctionError(
+            wire.undecodable_error_body_result(request_id, error_type), error_type, header
+        )
+    if not body:
+        return FunctionError(
+            wire.missing_error_body_result(request_id, error_type), error_type, header
+        )
+    return FunctionError(body, error_type, header, wire.JSON)
 
 
 class _InitErrorUpload(_Upload):

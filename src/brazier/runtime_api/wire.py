@@ -113,6 +113,22 @@ def invalid_mode_result(request_id: str) -> bytes:
     )
 
 
+def undecodable_error_body_result(request_id: str, error_type: str) -> bytes:
+    """Invoker payload for a streamed error whose error-body trailer is not base64. [?] ours."""
+    return error_body(
+        error_type,
+        f"RequestId: {request_id} Error: the runtime's Lambda-Runtime-Function-Error-Body "
+        "trailer is not valid base64",
+    )
+
+
+def missing_error_body_result(request_id: str, error_type: str) -> bytes:
+    """Invoker payload for a streamed error that came without an error body. [?] ours."""
+    return error_body(
+        error_type, f"RequestId: {request_id} Error: the runtime reported {error_type} mid-stream"
+    )
+
+
 def forbidden(message: str) -> bytes:
     """403 ``InvalidStateTransition`` with RIE's message (see ``states.TransitionRefused``)."""
     return render(403, error_body("InvalidStateTransition", message))
