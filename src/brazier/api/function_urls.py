@@ -101,7 +101,10 @@ class FunctionUrlApp:
         if target.config.get("AuthType") == "AWS_IAM":
             raw_path = scope["raw_path"].decode("latin-1")
             query = scope["query_string"].decode("latin-1")
-            return self.iam(scope["method"], raw_path, query, headers, body)
+            signer = self.iam(scope["method"], raw_path, query, headers, body)
+            if not await self.urls.iam_access_allowed(target, signer):
+                raise AccessDeniedException("Forbidden")
+            return signer
         if not await self.urls.public_access_allowed(target):
             raise AccessDeniedException("Forbidden")
         return None

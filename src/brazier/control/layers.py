@@ -249,8 +249,13 @@ class LayerService(LayerResolver):
         stays: functions that use the version keep it (see ``pinned``)."""
         self._check_version(version)
         account, name = self._target(caller, layer_name)
-        if account == caller.account:
-            await self.store.delete(account, caller.region, name, version)
+        if account != caller.account:
+            raise AccessDeniedException(
+                f"User: arn:aws:iam::{caller.account}:root is not authorized to perform:"
+                f" lambda:DeleteLayerVersion on resource:"
+                f" {layer_arn(caller.region, account, name, version)}"
+            )
+        await self.store.delete(account, caller.region, name, version)
 
     # -- permissions ----------------------------------------------------------------------------
 
