@@ -420,6 +420,9 @@ def test_policy_on_an_alias_grants_that_alias(world: World) -> None:
         assert any(s["Resource"] == fn_arn("live") for s in statement["Statement"])
     finally:
         revoke()
+    with pytest.raises(world.a.exceptions.ResourceNotFoundException) as exc:
+        _grant(world, "nope", Qualifier="nope")
+    assert f"Cannot find alias arn: {fn_arn('nope')}" in str(exc.value)
 
 
 def test_policy_grants_read_actions(world: World) -> None:
