@@ -353,7 +353,10 @@ def test_iam_url_refuses_another_accounts_signature(world: World) -> None:
     other = _url_call(world, "B")
     assert other.status_code == 403, other.text
     assert other.headers["x-amzn-ErrorType"] == "AccessDeniedException"
-    assert other.json() == {"Message": "Forbidden"}
+    assert other.json() == {
+        "Message": "Forbidden. For troubleshooting Function URL authorization issues, see:"
+        " https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
+    }  # recorded: test_lambda_permission_url_invocation
 
 
 def test_iam_url_refuses_a_signature_for_another_region(world: World) -> None:

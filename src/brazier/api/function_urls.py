@@ -27,6 +27,12 @@ HOST = re.compile(r"^([a-z0-9]{32})\.lambda-url\.[a-z0-9-]+\.localhost(?::\d+)?$
 PATH = re.compile(r"^/lambda-url/([a-z0-9]{32})(/.*)?$")
 _TEXTUAL = re.compile(r"^text/|json|xml|javascript|x-www-form-urlencoded", re.I)
 MAX_BODY = 6 * 1024 * 1024
+# Lambda's refusal of a URL request the policy does not allow (recorded:
+# test_lambda_permission_url_invocation).
+FORBIDDEN = (
+    b'{"Message":"Forbidden. For troubleshooting Function URL authorization issues, see:'
+    b' https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"}'
+)
 
 # (method, raw path, raw query, headers, body) -> the signer's account; raises when refused.
 IamCheck = Callable[[str, str, str, Mapping[str, str], bytes], Caller]
@@ -69,7 +75,7 @@ class FunctionUrlApp:
         try:
             caller = await self._authorize(scope, headers, body, target)
         except LambdaError as exc:
-            await _send(send, 403, {"x-amzn-ErrorType": exc.code}, b'{"Message":"Forbidden"}')
+            await _send(send, 403, {"x-amzn-ErrorType": exc.code}, FORBIDDEN)
             return
         event = _event(scope, headers, body, path, url_id, target, caller)
         try:
