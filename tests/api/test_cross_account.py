@@ -236,6 +236,12 @@ def unchanged(world: World) -> Iterator[None]:
 ATTACKERS = {
     # Another account, by A's full ARN: 403 as Lambda answers (recorded: test_function_arns).
     "other-account-arn": ("b", lambda q=None: fn_arn(q), 403),
+    # ... or by partial ARN (account:function:name).
+    "other-account-partial-arn": (
+        "b",
+        lambda q=None: f"{A}:function:{FN}" + (f":{q}" if q else ""),
+        403,
+    ),
     # Another account, by bare name: its own namespace, where no such function exists.
     "other-account-name": ("b", lambda q=None: FN if q is None else f"{FN}:{q}", 404),
     # A itself, signing for another region: by name not found, by ARN "not reachable".
