@@ -154,8 +154,8 @@ class UrlService:
         return self._index.get(url_id)
 
     async def public_access_allowed(self, target: UrlTarget) -> bool:
-        """AuthType NONE still needs a resource policy letting "*" call lambda:InvokeFunctionUrl
-        (with the FunctionUrlAuthType NONE condition), as Lambda requires."""
+        """AuthType NONE still needs a resource policy letting "*" call lambda:InvokeFunctionUrl,
+        as Lambda requires (a statement narrowed to another FunctionUrlAuthType grants nothing)."""
         return await self._url_policy_allows(target, None, "NONE")
 
     async def iam_access_allowed(self, target: UrlTarget, signer: Caller) -> bool:
