@@ -38,6 +38,12 @@ HOST = re.compile(r"([a-z0-9]{32})\.lambda-url\.([a-z0-9-]+)\.localhost(?::[0-9]
 PATH = re.compile(r"/lambda-url/([a-z0-9]{32})(/.*)?", re.S)
 _TEXTUAL = re.compile(r"^text/|json|xml|javascript|x-www-form-urlencoded", re.I)
 MAX_BODY = 6 * 1024 * 1024
+# Lambda's refusal of a URL request the policy does not allow (recorded:
+# test_lambda_permission_url_invocation).
+FORBIDDEN = (
+    b'{"Message":"Forbidden. For troubleshooting Function URL authorization issues, see:'
+    b' https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"}'
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ _THROTTLED = UrlReply(429, (_JSON,), body=b'{"Message":"Rate Exceeded."}')
 
 
 def _forbidden(code: str) -> UrlReply:
-    return UrlReply(403, (_JSON, ("x-amzn-errortype", code)), body=b'{"Message":"Forbidden"}')
+    return UrlReply(403, (_JSON, ("x-amzn-errortype", code)), body=FORBIDDEN)
 
 
 # (method, raw path, raw query, headers, body) -> the signer's account; raises when refused.
@@ -146,7 +152,10 @@ class FunctionUrlApp:
         if target.config.get("AuthType") == "AWS_IAM":
             raw_path = scope["raw_path"].decode("latin-1")
             query = scope["query_string"].decode("latin-1")
-            return self.iam(scope["method"], raw_path, query, headers, body)
+            signer = self.iam(scope["method"], raw_path, query, headers, body)
+            if not await self.urls.iam_access_allowed(target, signer):
+                raise AccessDeniedException("Forbidden")
+            return signer
         if not await self.urls.public_access_allowed(target):
             raise AccessDeniedException("Forbidden")
         return None

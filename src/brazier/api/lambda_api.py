@@ -18,6 +18,7 @@ from brazier.api.context import REQUEST_ID
 from brazier.api.headers import RequestHeaders
 from brazier.api.operations import HANDLERS, Services
 from brazier.api.wire import Reply, ServiceWire
+from brazier.control.commands import AuthorizeFunctionAccess
 from brazier.model import ids
 from brazier.model.errors import LambdaError, RequestEntityTooLargeException, ServiceException
 from brazier.model.identity import Caller
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 # Bodies past this are refused before they are read whole: a 50 MB zip, base64-encoded in JSON.
 MAX_BODY = 70 * 1024 * 1024
+
+# The IAM action of an operation, where it is not "lambda:<operation>".
+_ACTIONS = {"Invoke": "lambda:InvokeFunction"}
 
 # (method, raw path, raw query, headers, body) -> the caller; raises a LambdaError when refused.
 Authenticator = Callable[[str, str, str, Mapping[str, str], bytes], Caller]
@@ -66,8 +70,25 @@ class LambdaApi:
         body = await _read_body(headers, receive)
         caller = self.authenticate(method, raw_path, query, headers, body)
         params = self.wire.parse(op, labels, query, headers, body)
+        caller = await self._authorize(op.name, caller, params)
         result = await HANDLERS[op.name](self.services, caller, params)
         return self.wire.render(op, result)
+
+    async def _authorize(self, op: str, caller: Caller, params: Mapping[str, object]) -> Caller:
+        """Whom the operation acts for: the caller, or the owner of another account's function
+        that the caller names by ARN and whose resource policy grants it the operation."""
+        function = params.get("FunctionName", params.get("Resource"))
+        if not isinstance(function, str):
+            return caller
+        qualifier = params.get("Qualifier")
+        return await self.services.resources.authorize(
+            caller,
+            AuthorizeFunctionAccess(
+                function=function,
+                qualifier=qualifier if isinstance(qualifier, str) else None,
+                action=_ACTIONS.get(op, f"lambda:{op}"),
+            ),
+        )
 
 
 def error_reply(exc: LambdaError) -> Reply:

@@ -74,3 +74,12 @@ class AddPermission:
     principal_org_id: str | None = None
     function_url_auth_type: str | None = None
     revision_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeFunctionAccess:
+    """A caller naming a function (perhaps another account's, by ARN) for ``action``."""
+
+    function: str
+    qualifier: str | None
+    action: str  # "lambda:InvokeFunction"

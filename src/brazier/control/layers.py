@@ -255,9 +255,13 @@ class LayerService(LayerResolver):
         stays: functions that use the version keep it (see ``pinned``)."""
         self._check_version(version)
         account, name = self._target(caller, layer_name)
-        if account == caller.account and await self.store.delete(
-            account, caller.region, name, version
-        ):
+        if account != caller.account:
+            raise AccessDeniedException(
+                f"User: arn:aws:iam::{caller.account}:root is not authorized to perform:"
+                f" lambda:DeleteLayerVersion on resource:"
+                f" {layer_arn(caller.region, account, name, version)}"
+            )
+        if await self.store.delete(account, caller.region, name, version):
             self.pins.released()
 
     # -- permissions ----------------------------------------------------------------------------

@@ -88,6 +88,10 @@ class ProvisionedService:
 
     async def list(self, caller: Caller, function: str) -> list[dict[str, Any]]:
         name, _ = resolve_ref(function, None, region=caller.region, account=caller.account)
+        if await self.store.get_version(caller.account, caller.region, name, LATEST) is None:
+            raise ResourceNotFoundException(
+                "Function not found: " + function_arn(caller.region, caller.account, name)
+            )
         rows = await self.store.list_settings(caller.account, PROVISIONED_CONCURRENCY)
         return [
             render(caller, fn, q, cfg)

@@ -8,17 +8,17 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from brazier.control.commands import (
-    AddPermission,
-)
-from brazier.model.arns import LATEST, function_arn, resolve_ref
+from brazier.control.commands import AddPermission, AuthorizeFunctionAccess
+from brazier.model.arns import LATEST, function_arn, parse_function_ref, resolve_ref
 from brazier.model.errors import (
+    AccessDeniedException,
     InvalidParameterValueException,
     PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
 )
 from brazier.model.identity import Caller
+from brazier.model.policy import PRINCIPAL_ACCOUNT, AccessRequest, allows
 from brazier.store.base import MetadataStore
 
 MAX_TAGS = 50
@@ -29,6 +29,17 @@ CODE_SIZE_ZIPPED = 52_428_800
 _SERVICE_PRINCIPAL = re.compile(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$|^[a-z0-9.-]+\.amazon\.com$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _IAM_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:(iam|sts)::\d{12}:.+$")
+
+# The actions a function's resource policy can grant another account (Lambda's list for
+# cross-account access). Every other action on another account's function is refused.
+GRANTABLE_ACTIONS = frozenset({
+    "lambda:InvokeFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
+    "lambda:UpdateFunctionCode", "lambda:DeleteFunction", "lambda:PublishVersion",
+    "lambda:ListVersionsByFunction", "lambda:ListAliases", "lambda:GetAlias",
+    "lambda:CreateAlias", "lambda:UpdateAlias", "lambda:DeleteAlias", "lambda:GetPolicy",
+    "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:ListTags",
+    "lambda:TagResource", "lambda:UntagResource",
+})  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +94,51 @@ class ResourceService:
 
     # -- resource policies ----------------------------------------------------------------------
 
+    async def authorize(self, caller: Caller, cmd: AuthorizeFunctionAccess) -> Caller:
+        """The caller to act as: the caller itself for its own functions; the function's account
+        when the caller names another account's function by ARN and that function's resource
+        policy (of the version or alias named) grants the action; else AccessDeniedException.
+
+        A function that does not exist grants nothing: another account cannot tell it from one
+        that refuses (Lambda answers 403 either way, recorded as test_function_arns)."""
+        try:
+            ref = parse_function_ref(cmd.function)
+        except InvalidParameterValueException:
+            return caller  # the operation itself rejects the name
+        if ref.account is None or ref.account == caller.account:
+            return caller
+        if ref.region is not None and ref.region != caller.region:
+            return caller  # "not reachable in this region", answered by the operation
+        qualifier = ref.qualifier or cmd.qualifier
+        qualifier = None if qualifier == LATEST else qualifier
+        arn = function_arn(caller.region, ref.account, ref.name, qualifier)
+        if cmd.action in GRANTABLE_ACTIONS:
+            found = await self.store.get_policy(
+                ref.account, caller.region, ref.name, qualifier or ""
+            )
+            request = AccessRequest(
+                action=cmd.action,
+                resource=arn,
+                principal_account=caller.account,
+                context={PRINCIPAL_ACCOUNT: caller.account},
+            )
+            if found is not None and allows(found[0], request):
+                return Caller(account=ref.account, region=caller.region)
+        raise AccessDeniedException(
+            f"User: arn:aws:iam::{caller.account}:root is not authorized to perform:"
+            f" {cmd.action} on resource: {arn} because no resource-based policy allows the"
+            f" {cmd.action} action"
+        )
+
     async def _policy_target(
         self, caller: Caller, function: str, qualifier: str | None
     ) -> tuple[str, str]:
         name, q = resolve_ref(function, qualifier, region=caller.region, account=caller.account)
         version = q or LATEST
+        if q is not None and not q.isdigit() and q != LATEST:
+            alias = await self.store.get_alias(caller.account, caller.region, name, q)
+            if alias is not None:
+                return name, q
         fv = await self.store.get_version(caller.account, caller.region, name, version)
         if fv is None:
             if q is not None and not q.isdigit() and q != LATEST:

@@ -5,7 +5,6 @@ Each URL has a 32-character id; the HTTP edge (``api/function_urls.py``) finds t
 
 from __future__ import annotations
 
-import json
 import secrets
 import string
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from brazier.model.errors import (
 )
 from brazier.model.functions import FUNCTION_URL, lambda_timestamp
 from brazier.model.identity import Caller
+from brazier.model.policy import FUNCTION_URL_AUTH_TYPE, PRINCIPAL_ACCOUNT, AccessRequest, allows
 from brazier.store.base import MetadataStore
 
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -154,22 +154,34 @@ class UrlService:
         return self._index.get(url_id)
 
     async def public_access_allowed(self, target: UrlTarget) -> bool:
-        """AuthType NONE still needs a resource policy letting "*" call lambda:InvokeFunctionUrl
-        (with the FunctionUrlAuthType NONE condition), as Lambda requires."""
+        """AuthType NONE still needs a resource policy letting "*" call lambda:InvokeFunctionUrl,
+        as Lambda requires (a statement narrowed to another FunctionUrlAuthType grants nothing)."""
+        return await self._url_policy_allows(target, None, "NONE")
+
+    async def iam_access_allowed(self, target: UrlTarget, signer: Caller) -> bool:
+        """AuthType AWS_IAM: a request signed for the URL's region by the function's own account,
+        or by an account the resource policy grants lambda:InvokeFunctionUrl, as Lambda rules."""
+        if signer.region != target.region:
+            return False
+        if signer.account == target.account:
+            return True
+        return await self._url_policy_allows(target, signer.account, "AWS_IAM")
+
+    async def _url_policy_allows(
+        self, target: UrlTarget, account: str | None, auth_type: str
+    ) -> bool:
         found = await self.store.get_policy(
             target.account, target.region, target.function, target.qualifier
         )
         if found is None:
             return False
-        for statement in found[0]:
-            action = statement.get("Action")
-            principal = statement.get("Principal")
-            condition = json.dumps(statement.get("Condition") or {})
-            if (
-                statement.get("Effect") == "Allow"
-                and action in ("lambda:InvokeFunctionUrl", "lambda:*", "*")
-                and principal in ("*", {"AWS": "*"})
-                and '"lambda:FunctionUrlAuthType": "NONE"' in condition
-            ):
-                return True
-        return False
+        context = {FUNCTION_URL_AUTH_TYPE: auth_type}
+        if account is not None:
+            context[PRINCIPAL_ACCOUNT] = account
+        request = AccessRequest(
+            action="lambda:InvokeFunctionUrl",
+            resource=target.function_arn,
+            principal_account=account,
+            context=context,
+        )
+        return allows(found[0], request)
