@@ -12,12 +12,15 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from brazier.api import limits
+from brazier.api.body import BodyTooLarge, ClientGone, read_body
 from brazier.control.urls import UrlService, UrlTarget
 from brazier.invoke.service import InvokeCommand, InvokeService
 from brazier.model.errors import AccessDeniedException, LambdaError, TooManyRequestsException
@@ -26,7 +29,6 @@ from brazier.model.identity import Caller
 HOST = re.compile(r"^([a-z0-9]{32})\.lambda-url\.[a-z0-9-]+\.localhost(?::\d+)?$")
 PATH = re.compile(r"^/lambda-url/([a-z0-9]{32})(/.*)?$")
 _TEXTUAL = re.compile(r"^text/|json|xml|javascript|x-www-form-urlencoded", re.I)
-MAX_BODY = 6 * 1024 * 1024
 
 # (method, raw path, raw query, headers, body) -> the signer's account; raises when refused.
 IamCheck = Callable[[str, str, str, Mapping[str, str], bytes], Caller]
@@ -45,16 +47,21 @@ def match(scope: Scope) -> tuple[str, str] | None:
 
 
 class FunctionUrlApp:
-    def __init__(self, urls: UrlService, invoke: InvokeService, iam: IamCheck) -> None:
+    def __init__(
+        self, urls: UrlService, invoke: InvokeService, iam: IamCheck, spool_dir: Path | None = None
+    ) -> None:
         self.urls = urls
         self.invoke = invoke
         self.iam = iam
+        self.spool_dir = spool_dir
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send, url_id: str, path: str
     ) -> None:
         headers = Headers(scope=scope)
-        body = await _body(receive)
+        body = await _body(receive, send, headers, self.spool_dir)
+        if body is None:
+            return
         target = await self.urls.find(url_id)
         if target is None:
             await _send(
@@ -107,17 +114,24 @@ class FunctionUrlApp:
         return None
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size <= MAX_BODY:
-            chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
+async def _body(
+    receive: Receive, send: Send, headers: Headers, spool_dir: Path | None
+) -> bytes | None:
+    """The request's body; None when it was refused here (too large) or the client left."""
+    try:
+        return await read_body(receive, headers, limits.FUNCTION_URL_REQUEST, spool_dir=spool_dir)
+    except ClientGone:
+        return None
+    except BodyTooLarge:
+        # Brazier's answer (AWS's is not recorded): the Invoke API's error, as a URL's JSON.
+        message = limits.too_large("Invoke", limits.FUNCTION_URL_REQUEST).message
+        await _send(
+            send,
+            413,
+            {"x-amzn-ErrorType": "RequestEntityTooLargeException"},
+            json.dumps({"Message": message}).encode(),
+        )
+        return None
 
 
 def _joined(pairs: list[tuple[str, str]]) -> dict[str, str]:

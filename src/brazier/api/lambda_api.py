@@ -10,31 +10,35 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from starlette.types import Receive, Scope, Send
 
-from brazier.api import url_ops, version_ops  # noqa: F401 - they register their operations
+from brazier.api import limits, url_ops, version_ops  # noqa: F401 - they register their operations
+from brazier.api.body import ClientGone, needs_early_auth, read_body
 from brazier.api.context import REQUEST_ID
 from brazier.api.headers import RequestHeaders
 from brazier.api.operations import HANDLERS, Services
 from brazier.api.wire import Reply, ServiceWire
 from brazier.model import ids
-from brazier.model.errors import LambdaError, RequestEntityTooLargeException, ServiceException
+from brazier.model.errors import LambdaError, ServiceException
 from brazier.model.identity import Caller
 
 log = logging.getLogger(__name__)
 
-# Bodies past this are refused before they are read whole: a 50 MB zip, base64-encoded in JSON.
-MAX_BODY = 70 * 1024 * 1024
-
 # (method, raw path, raw query, headers, body) -> the caller; raises a LambdaError when refused.
-Authenticator = Callable[[str, str, str, Mapping[str, str], bytes], Caller]
+# A body of None asks for what can be checked before the body is read (see auth.py); the
+# request is then authenticated again, with its body.
+Authenticator = Callable[[str, str, str, Mapping[str, str], bytes | None], Caller]
 
 
 class LambdaApi:
-    def __init__(self, services: Services, authenticate: Authenticator) -> None:
+    def __init__(
+        self, services: Services, authenticate: Authenticator, spool_dir: Path | None = None
+    ) -> None:
         self.services = services
         self.authenticate = authenticate
+        self.spool_dir = spool_dir
         self.wire = ServiceWire(frozenset(HANDLERS))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -42,6 +46,8 @@ class LambdaApi:
         REQUEST_ID.set(request_id)
         try:
             reply = await self._handle(scope, receive)
+        except ClientGone:
+            return
         except LambdaError as exc:
             reply = error_reply(exc)
         except Exception:
@@ -63,7 +69,16 @@ class LambdaApi:
         query = scope["query_string"].decode("latin-1")
         headers = RequestHeaders(scope["headers"])
         op, labels = self.wire.match(method, raw_path, query)
-        body = await _read_body(headers, receive)
+        limit = limits.request_limit(op.name)
+        if needs_early_auth(headers):
+            self.authenticate(method, raw_path, query, headers, None)
+        body = await read_body(
+            receive,
+            headers,
+            limit,
+            spool_dir=self.spool_dir,
+            refuse=lambda: limits.too_large(op.name, limit),
+        )
         caller = self.authenticate(method, raw_path, query, headers, body)
         params = self.wire.parse(op, labels, query, headers, body)
         result = await HANDLERS[op.name](self.services, caller, params)
@@ -75,23 +90,6 @@ def error_reply(exc: LambdaError) -> Reply:
     headers = {"x-amzn-ErrorType": exc.code, **exc.headers}
     body = json.dumps(exc.body(), separators=(",", ":")).encode()
     return Reply(exc.status, headers, body, "application/json")
-
-
-async def _read_body(headers: Mapping[str, str], receive: Receive) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise RequestEntityTooLargeException("Zipped size must be smaller than 52428800 bytes")
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        total += len(chunk)
-        if total > MAX_BODY:
-            raise RequestEntityTooLargeException("Zipped size must be smaller than 52428800 bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 # Registers the layer operations into HANDLERS (kept in their own module).
