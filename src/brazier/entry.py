@@ -43,6 +43,9 @@ def version() -> None:
               help="Seconds an idle environment is kept before it is reaped.")  # fmt: skip
 @click.option("--prewarm-runtimes", default="all", show_default=True,
               help="Runtimes ready at start: all, none, or a comma list.")  # fmt: skip
+@click.option("--read-timeout", default=None, type=click.FloatRange(min=0.1),
+              help="Seconds a client may take to send a request's head, or to send more of its"
+                   " body (default 10).")  # fmt: skip
 def server(
     host: str,
     port: int,
@@ -54,10 +57,13 @@ def server(
     account_concurrency: int,
     idle_ttl: float,
     prewarm_runtimes: str,
+    read_timeout: float | None,
 ) -> None:
     """Run the brazier server (the Lambda API) until SIGTERM or SIGINT."""
     import uvicorn
 
+    from brazier.api import limits
+    from brazier.api.connections import ConnectionLimits, protocol_class
     from brazier.app import build_app
 
     try:
@@ -83,12 +89,19 @@ def server(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _presize_fd_table(_raise_open_files_limit(account_concurrency))
+    connections = ConnectionLimits(
+        head_timeout=read_timeout or limits.HEADER_TIMEOUT,
+        body_timeout=read_timeout or limits.BODY_IDLE_TIMEOUT,
+        body_rate_grace=read_timeout or limits.BODY_RATE_GRACE,
+        max_connections=account_concurrency + limits.MAX_CONNECTIONS_EXTRA,
+    )
     config = uvicorn.Config(
         build_app(settings),
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(connections),
+        timeout_keep_alive=limits.KEEP_ALIVE_TIMEOUT,
         log_level=log_level,
         access_log=log_level == "debug",
         lifespan="on",

@@ -72,7 +72,7 @@ BODY_IDLE_TIMEOUT: Final = 10.0
 MIN_BODY_RATE: Final = 64 * 1024
 BODY_RATE_GRACE: Final = 10.0
 # An idle keep-alive connection is closed after this many seconds (uvicorn's default).
-KEEP_ALIVE_TIMEOUT: Final = 5.0
+KEEP_ALIVE_TIMEOUT: Final = 5
 # Connections open at once; past this the server closes new ones at once. Each costs a
 # descriptor and ~10 KB; the account concurrency plus room for control-plane calls.
 MAX_CONNECTIONS_EXTRA: Final = 1024
