@@ -103,10 +103,65 @@ def _scenario(tmp: Path, method: str, path: str, chunked: bool, args: tuple[str,
     }
 
 
+def _code_uploads(tmp: Path, n: int) -> dict[str, Any]:
+    """``n`` concurrent CreateFunction calls, each with a 49 MB zip (a 68 MB request): legal
+    requests, decoded from their spooled bodies two at a time."""
+    import io
+    import os
+    import zipfile
+
+    from support import lambda_client
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("app.py", "def handler(event, context):\n    return 1\n")
+        zf.writestr("blob.bin", os.urandom(49 * 1024 * 1024))
+    code = buf.getvalue()
+    srv = ServerProcess(tmp / "data").start()
+    assert srv.proc is not None
+    pid = srv.proc.pid
+    errors: list[str] = []
+
+    def create(i: int) -> None:
+        try:
+            lambda_client(srv.url).create_function(
+                FunctionName=f"big-{i}", Runtime="python3.11", Handler="app.handler",
+                Role="arn:aws:iam::000000000000:role/r", Code={"ZipFile": code},
+            )  # fmt: skip
+        except Exception as exc:  # reported in the results
+            errors.append(repr(exc)[:200])
+
+    try:
+        time.sleep(0.5)
+        before = peak = _rss_kib(pid)
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(n)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            peak = max(peak, _rss_kib(pid))
+            time.sleep(0.01)
+        seconds = time.monotonic() - t0
+    finally:
+        srv.stop()
+    return {
+        "clients": n,
+        "zip_mib": round(len(code) / 2**20, 1),
+        "rss_before_mib": round(before / 1024, 1),
+        "rss_peak_mib": round(peak / 1024, 1),
+        "rss_growth_mib": round((peak - before) / 1024, 1),
+        "seconds": round(seconds, 2),
+        "answers": {"ok": n - len(errors), "errors": errors},
+    }
+
+
 def run(tmp: Path, *, quick: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for i, (name, (method, path, chunked, args)) in enumerate(SCENARIOS.items()):
         if quick and name not in ("create_function_content_length", "create_function_chunked"):
             continue
         results[name] = _scenario(tmp / str(i), method, path, chunked, args)
+    results["code_uploads_1"] = _code_uploads(tmp / "one", 1)
+    if not quick:
+        results["code_uploads_10"] = _code_uploads(tmp / "ten", 10)
     return results

@@ -25,6 +25,8 @@ ROWS = [
     ("oversized", "create_function_chunked", "100 clients, 100 MB each: CreateFunction, chunked", "< 300 MB"),
     ("oversized", "invoke_chunked", "100 clients, 100 MB each: Invoke, chunked", "< 300 MB"),
     ("oversized", "logs_route_content_length", "100 clients, 100 MB each: to the logs route", "< 300 MB"),
+    ("oversized", "code_uploads_1", "One CreateFunction, 49 MB zip (legal)", "growth < 140 MB"),
+    ("oversized", "code_uploads_10", "10 concurrent CreateFunction, 49 MB zips", "reported"),
     ("oversized", "sigv4_unsigned_chunked", "100 clients, 100 MB each: unsigned, sigv4", "< 300 MB"),
 ]  # fmt: skip
 

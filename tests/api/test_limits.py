@@ -3,18 +3,22 @@ chunked bodies, the sender authenticated before a large body is read (issue 11, 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import json
 import os
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 import pytest
 from test_auth import _create_key
 
-from support import ServerProcess, lambda_client, make_zip, wait_active
+from support import ServerProcess, lambda_client, make_zip, running_server, wait_active
 
 ZIP_REQUEST_CAP = 70_167_211
 ROLE = "arn:aws:iam::111122223333:role/r"
@@ -180,6 +184,7 @@ def test_signed_large_bodies_are_still_accepted_and_checked(secured: Any) -> Non
         Code={"ZipFile": code},
     )
     assert out["CodeSize"] == len(code)
+    assert out["CodeSha256"] == base64.b64encode(hashlib.sha256(code).digest()).decode()
     wait_active(client, "big")
 
     # The same request with its body changed after signing is refused.
@@ -220,3 +225,90 @@ def test_boto3_gets_lambdas_error_for_an_oversized_invoke(client: Any) -> None:
     err = exc.value.response
     assert err["ResponseMetadata"]["HTTPStatusCode"] == 413
     assert err["Error"]["Code"] == "RequestEntityTooLargeException"
+
+
+@pytest.mark.parametrize("op", ["create", "update", "layer"])
+def test_a_large_zip_is_taken_whole_whatever_else_says_zipfile(
+    client: Any, fname: str, op: str
+) -> None:
+    """Large code uploads are decoded from the spooled body; a "ZipFile" elsewhere in the
+    request (here an environment variable, serialized first) must not be taken for it."""
+    code = make_zip(
+        {
+            "app.py": "def handler(event, context):\n    return {'ok': True}\n",
+            "blob.bin": os.urandom(2 * 1024 * 1024),
+        }
+    )
+    sha = base64.b64encode(hashlib.sha256(code).digest()).decode()
+    role = "arn:aws:iam::000000000000:role/r"
+    env = {"Variables": {"ZipFile": base64.b64encode(b"not the code").decode()}}
+    if op == "layer":
+        out = client.publish_layer_version(
+            LayerName=fname, Description='"ZipFile":"QUJD"', Content={"ZipFile": code}
+        )
+        assert out["Content"]["CodeSha256"] == sha
+        assert out["Content"]["CodeSize"] == len(code)
+        return
+    out = client.create_function(
+        FunctionName=fname,
+        Runtime="python3.11",
+        Role=role,
+        Handler="app.handler",
+        Environment=env,
+        Code={"ZipFile": code if op == "create" else make_zip({"app.py": "x = 1"})},
+    )
+    if op == "update":
+        wait_active(client, fname)
+        out = client.update_function_code(FunctionName=fname, ZipFile=code)
+    assert out["CodeSha256"] == sha
+    assert out["CodeSize"] == len(code)
+
+
+def _rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_a_50_mb_code_upload_grows_the_server_by_less_than_twice_the_cap(
+    tmp_path: Any,
+) -> None:
+    """Issue 11's target: no request grows the server's RSS by more than 2x the largest cap
+    (70 MB). A 49 MB zip (a 68 MB request) was held as the body, the JSON string and the
+    decoded zip at once: +245 MB."""
+    import threading
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("app.py", "def handler(event, context):\n    return 1\n")
+        zf.writestr("blob.bin", os.urandom(49 * 1024 * 1024))
+    code = buf.getvalue()
+    with running_server(tmp_path / "data") as srv:
+        assert srv.proc is not None
+        pid = srv.proc.pid
+        client = lambda_client(srv.url)
+        client.list_functions()
+        before = peak = _rss_mib(pid)
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, _rss_mib(pid))
+                done.wait(0.005)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            out = client.create_function(
+                FunctionName="fifty",
+                Runtime="python3.11",
+                Role="arn:aws:iam::000000000000:role/r",
+                Handler="app.handler",
+                Code={"ZipFile": code},
+            )
+        finally:
+            done.set()
+            sampler.join()
+        assert out["CodeSize"] == len(code)
+    assert peak - before < 2 * 70, f"RSS {before:.0f} -> {peak:.0f} MiB"

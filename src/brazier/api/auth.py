@@ -31,7 +31,11 @@ def make_authenticator(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Authenticator:
     def authenticate(
-        method: str, raw_path: str, query: str, headers: Mapping[str, str], body: bytes | None
+        method: str,
+        raw_path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes | PayloadDigest | None,
     ) -> Caller:
         if body is None:
             return before_body(method, raw_path, query, headers)

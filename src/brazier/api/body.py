@@ -10,8 +10,10 @@ the operations behind it (JSON parsing, the invoke payload) need it in memory.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +29,22 @@ class BodyTooLarge(Exception):
 
 class ClientGone(Exception):
     """The client disconnected before sending its whole body."""
+
+
+@dataclass(slots=True)
+class Spooled:
+    """A body kept on disk (an unnamed file): its size and SHA-256, hashed as it arrived."""
+
+    file: IO[bytes]
+    size: int
+    sha256: str
+
+    def read(self) -> bytes:
+        self.file.seek(0)
+        return self.file.read()
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def declared_length(headers: Mapping[str, str]) -> int | None:
@@ -59,6 +77,25 @@ async def read_body(
 ) -> bytes:
     """The whole body, at most ``limit`` bytes. Raises ``refuse()`` (or :class:`BodyTooLarge`)
     past the cap, and :class:`ClientGone` when the client leaves first."""
+    body = await read_body_spooled(receive, headers, limit, spool_dir=spool_dir, refuse=refuse)
+    if isinstance(body, bytes):
+        return body
+    try:
+        return body.read()
+    finally:
+        body.close()
+
+
+async def read_body_spooled(
+    receive: Receive,
+    headers: Mapping[str, str],
+    limit: int,
+    *,
+    spool_dir: Path | None = None,
+    refuse: Callable[[], LambdaError] | None = None,
+) -> bytes | Spooled:
+    """As :func:`read_body`, but a body over ``SPOOL_ABOVE`` stays on disk (the caller closes
+    it)."""
 
     def over() -> Exception:
         return refuse() if refuse is not None else BodyTooLarge()
@@ -69,6 +106,7 @@ async def read_body(
     chunks: list[bytes] = []
     total = 0
     spool = None
+    digest = None
     try:
         while True:
             message = await receive()
@@ -80,22 +118,25 @@ async def read_body(
                 raise over()
             if spool is None and total > limits.SPOOL_ABOVE and spool_dir is not None:
                 spool = _spool_file(spool_dir)
+                digest = hashlib.sha256()
                 for c in chunks:
                     spool.write(c)
+                    digest.update(c)
                 chunks = []
-            if spool is not None:
+            if spool is not None and digest is not None:
                 spool.write(chunk)
+                digest.update(chunk)
             elif chunk:
                 chunks.append(chunk)
             if not message.get("more_body"):
                 break
-        if spool is None:
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        spool.seek(0)
-        return spool.read()
-    finally:
+    except BaseException:
         if spool is not None:
             spool.close()
+        raise
+    if spool is None or digest is None:
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return Spooled(spool, total, digest.hexdigest())
 
 
 def _spool_file(spool_dir: Path) -> IO[bytes]:

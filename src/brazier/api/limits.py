@@ -37,6 +37,10 @@ SITE_REQUEST: Final = 16 * 1024
 # (as far as the headers allow) before any of it is read.
 SPOOL_ABOVE: Final = 1024 * 1024
 
+# Large code uploads (spooled bodies) decoded and handled at once; more wait their turn, so
+# the decoded zips in memory are at most this many (~100 MB of RSS each while decoded).
+CONCURRENT_CODE_UPLOADS: Final = 2
+
 _BY_OPERATION: Final = {
     "CreateFunction": CODE_REQUEST,
     "UpdateFunctionCode": CODE_REQUEST,
