@@ -97,7 +97,10 @@ class LambdaApi:
                 # A decoded zip is up to 50 MB: a few at a time, however many arrive.
                 gate = self._code_uploads if op.name in _ZIP_MEMBER else nullcontext()
                 async with gate:
-                    params = self._parse_spooled(op, labels, query, headers, body)
+                    # Scanning and decoding ~70 MB takes a while: off the event loop.
+                    params = await asyncio.to_thread(
+                        self._parse_spooled, op, labels, query, headers, body
+                    )
                     body.close()
                     return await self._call(op, caller, params)
         caller = self.authenticate(method, raw_path, query, headers, body)
