@@ -21,6 +21,13 @@ ROWS = [
     ("invoke", "throughput_8_clients_1769mb", "Throughput, 8 concurrent clients (wrk), 1769 MB", "≥ 3,000/s"),
     ("invoke", "burst_0_to_100", "Burst: 0 to 100 concurrent environments", "≤ 1 s"),
     ("invoke", "idle_environments", "Idle environments (1,000 started)", "≤ 3 MiB PSS each"),
+    ("oversized", "create_function_content_length", "100 clients, 100 MB each: CreateFunction, declared", "< 300 MB"),
+    ("oversized", "create_function_chunked", "100 clients, 100 MB each: CreateFunction, chunked", "< 300 MB"),
+    ("oversized", "invoke_chunked", "100 clients, 100 MB each: Invoke, chunked", "< 300 MB"),
+    ("oversized", "logs_route_content_length", "100 clients, 100 MB each: to the logs route", "< 300 MB"),
+    ("oversized", "code_uploads_1", "One CreateFunction, 49 MB zip (legal)", "growth < 140 MB"),
+    ("oversized", "code_uploads_10", "10 concurrent CreateFunction, 49 MB zips", "reported"),
+    ("oversized", "sigv4_unsigned_chunked", "100 clients, 100 MB each: unsigned, sigv4", "< 300 MB"),
 ]  # fmt: skip
 
 
@@ -42,6 +49,11 @@ def cell(v: dict[str, Any]) -> str:
         return text + ")"
     if "seconds_until_all_running" in v:
         return f"{v['seconds_until_all_running']} s until all {v['succeeded']} run"
+    if "rss_peak_mib" in v:
+        return (
+            f"peak RSS {v['rss_peak_mib']} MiB (+{v['rss_growth_mib']} MiB from "
+            f"{v['rss_before_mib']}); answers {v['answers']}"
+        )
     if "pss_mib_median" in v:
         return (
             f"PSS median {v['pss_mib_median']} MiB; MemAvailable drop "

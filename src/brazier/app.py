@@ -165,4 +165,4 @@ def build_app(settings: Settings) -> ASGIApp:
         default_account=settings.account_id,
         credentials=credentials_for(data_dir),
     )
-    return build_http_app(services, authenticate, lifespan, iam=iam)
+    return build_http_app(services, authenticate, lifespan, iam=iam, spool_dir=data_dir / "spool")

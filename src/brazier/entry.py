@@ -47,6 +47,9 @@ def version() -> None:
               help="PEM certificate (chain) to serve HTTPS; needs --tls-key.")  # fmt: skip
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
               help="PEM private key of --tls-cert.")  # fmt: skip
+@click.option("--read-timeout", default=None, type=click.FloatRange(min=0.1),
+              help="Seconds a client may take to send a request's head, or to send more of its"
+                   " body (default 10).")  # fmt: skip
 def server(
     host: str,
     port: int,
@@ -60,10 +63,13 @@ def server(
     prewarm_runtimes: str,
     tls_cert: str | None,
     tls_key: str | None,
+    read_timeout: float | None,
 ) -> None:
     """Run the brazier server (the Lambda API) until SIGTERM or SIGINT."""
     import uvicorn
 
+    from brazier.api import limits
+    from brazier.api.connections import ConnectionLimits, protocol_class
     from brazier.app import build_app
 
     try:
@@ -98,12 +104,19 @@ def server(
             host,
         )
     _presize_fd_table(_raise_open_files_limit(account_concurrency))
+    connections = ConnectionLimits(
+        head_timeout=read_timeout or limits.HEADER_TIMEOUT,
+        body_timeout=read_timeout or limits.BODY_IDLE_TIMEOUT,
+        body_rate_grace=read_timeout or limits.BODY_RATE_GRACE,
+        max_connections=account_concurrency + limits.MAX_CONNECTIONS_EXTRA,
+    )
     config = uvicorn.Config(
         build_app(settings),
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(connections),
+        timeout_keep_alive=limits.KEEP_ALIVE_TIMEOUT,
         log_level=log_level,
         access_log=log_level == "debug",
         lifespan="on",

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from brazier.api.lambda_api import Authenticator
-from brazier.api.sigv4 import SigningSecret, verify_request
+from brazier.api.sigv4 import (
+    SIGNATURE_MISMATCH,
+    PayloadDigest,
+    SigningSecret,
+    verify_request,
+)
+from brazier.model.errors import InvalidSignatureException
 from brazier.model.identity import Caller
 from brazier.model.settings import AuthMode
 
@@ -25,7 +31,38 @@ def make_authenticator(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Authenticator:
     def authenticate(
-        method: str, raw_path: str, query: str, headers: Mapping[str, str], body: bytes
+        method: str,
+        raw_path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes | PayloadDigest | None,
+    ) -> Caller:
+        if body is None:
+            return before_body(method, raw_path, query, headers)
+        return check(method, raw_path, query, headers, body)
+
+    def before_body(method: str, raw_path: str, query: str, headers: Mapping[str, str]) -> Caller:
+        """Everything the headers prove, before a large body is read: the signature's presence,
+        form, date and key, and the signature itself when the payload's hash is declared (as
+        ``X-Amz-Content-SHA256``) or the payload is unsigned. Without a declared hash the
+        signature can only be checked once the body is in; a mismatch is then not yet an error."""
+        declared = headers.get("x-amz-content-sha256")
+        digest = PayloadDigest(declared.lower() if declared else "0" * 64)
+        if declared == "UNSIGNED-PAYLOAD":
+            digest = PayloadDigest("")
+        try:
+            return check(method, raw_path, query, headers, digest)
+        except InvalidSignatureException as exc:
+            if declared is not None or exc.message != SIGNATURE_MISMATCH:
+                raise
+            return Caller(account="", region="")  # to be checked again with the body
+
+    def check(
+        method: str,
+        raw_path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes | PayloadDigest,
     ) -> Caller:
         principal = verify_request(
             method,

@@ -16,12 +16,15 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from brazier.api import limits
+from brazier.api.body import BodyTooLarge, ClientGone, read_body
 from brazier.api.url_replies import (
     InvalidFunctionResponse,
     UrlReply,
@@ -37,7 +40,6 @@ from brazier.model.identity import Caller
 HOST = re.compile(r"([a-z0-9]{32})\.lambda-url\.([a-z0-9-]+)\.localhost(?::[0-9]+)?")
 PATH = re.compile(r"/lambda-url/([a-z0-9]{32})(/.*)?", re.S)
 _TEXTUAL = re.compile(r"^text/|json|xml|javascript|x-www-form-urlencoded", re.I)
-MAX_BODY = 6 * 1024 * 1024
 # Lambda's refusal of a URL request the policy does not allow (recorded:
 # test_lambda_permission_url_invocation).
 FORBIDDEN = (
@@ -82,10 +84,13 @@ def match(scope: Scope) -> Route | None:
 
 
 class FunctionUrlApp:
-    def __init__(self, urls: UrlService, invoke: InvokeService, iam: IamCheck) -> None:
+    def __init__(
+        self, urls: UrlService, invoke: InvokeService, iam: IamCheck, spool_dir: Path | None = None
+    ) -> None:
         self.urls = urls
         self.invoke = invoke
         self.iam = iam
+        self.spool_dir = spool_dir
 
     async def __call__(
         self,
@@ -97,8 +102,10 @@ class FunctionUrlApp:
         region: str | None = None,
     ) -> None:
         headers = Headers(scope=scope)
-        body = await _body(receive)
         request_id = str(uuid.uuid4())
+        body = await _body(receive, send, headers, self.spool_dir, request_id)
+        if body is None:
+            return
         target = await self.urls.find(url_id)
         if target is None or region not in (None, target.region):
             await send_reply(send, _UNKNOWN_URL, request_id)
@@ -161,17 +168,24 @@ class FunctionUrlApp:
         return None
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size <= MAX_BODY:
-            chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
+async def _body(
+    receive: Receive, send: Send, headers: Headers, spool_dir: Path | None, request_id: str
+) -> bytes | None:
+    """The request's body; None when it was refused here (too large) or the client left."""
+    try:
+        return await read_body(receive, headers, limits.FUNCTION_URL_REQUEST, spool_dir=spool_dir)
+    except ClientGone:
+        return None
+    except BodyTooLarge:
+        # Brazier's answer (AWS's is not recorded): the Invoke API's error, as a URL's JSON.
+        message = limits.too_large("Invoke", limits.FUNCTION_URL_REQUEST).message
+        reply = UrlReply(
+            413,
+            (_JSON, ("x-amzn-errortype", "RequestEntityTooLargeException")),
+            body=json.dumps({"Message": message}).encode(),
+        )
+        await send_reply(send, reply, request_id)
+        return None
 
 
 def _joined(pairs: list[tuple[str, str]]) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,13 +14,18 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from brazier import __version__
-from brazier.api import function_urls
+from brazier.api import function_urls, limits
+from brazier.api.body import ClientGone, read_body
 from brazier.api.errors import error_response
 from brazier.api.function_urls import FunctionUrlApp
 from brazier.api.lambda_api import Authenticator, LambdaApi
 from brazier.api.layer_ops import sbom_route
 from brazier.api.operations import Services
-from brazier.model.errors import InvalidParameterValueException, LambdaError
+from brazier.model.errors import (
+    InvalidParameterValueException,
+    LambdaError,
+    RequestEntityTooLargeException,
+)
 
 _BAD_REQUEST = Response(b"Bad Request", status_code=400, media_type="text/plain")
 
@@ -32,10 +38,27 @@ def build_http_app(
     lifespan: Lifespan | None = None,
     *,
     iam: Authenticator | None = None,
+    spool_dir: Path | None = None,
 ) -> ASGIApp:
-    """The server's ASGI app: the Lambda API, plus health, code links and logs."""
+    """The server's ASGI app: the Lambda API, plus health, code links and logs.
+
+    ``spool_dir`` receives large request bodies while they arrive (in memory when None)."""
     started = time.monotonic()
-    api = LambdaApi(services, authenticate)
+    api = LambdaApi(services, authenticate, spool_dir)
+
+    async def small_body(request: Request) -> bytes:
+        """A ``/_brazier`` route's body (they are all GETs): refused past a few KiB."""
+        try:
+            return await read_body(
+                request.receive,
+                request.headers,
+                limits.SITE_REQUEST,
+                refuse=lambda: RequestEntityTooLargeException(
+                    f"Request must be smaller than {limits.SITE_REQUEST} bytes"
+                ),
+            )
+        except ClientGone:
+            return b""  # the answer goes nowhere; the route ends as usual
 
     async def health(request: Request) -> Response:
         return JSONResponse(
@@ -62,8 +85,8 @@ def build_http_app(
         return FileResponse(path, media_type="application/zip")
 
     async def logs(request: Request) -> Response:
-        body = await request.body()
         try:
+            body = await small_body(request)
             caller = authenticate(
                 request.method,
                 request.scope["raw_path"].decode("latin-1"),
@@ -103,7 +126,7 @@ def build_http_app(
                 request.scope["raw_path"].decode("latin-1"),
                 request.scope["query_string"].decode("latin-1"),
                 request.headers,
-                await request.body(),
+                await small_body(request),
             )
             pp = request.path_params
             bom = await sbom_route(services, caller, pp["name"], pp["version"])
@@ -123,7 +146,7 @@ def build_http_app(
         lifespan=lifespan,
     )
 
-    urls = FunctionUrlApp(services.urls, services.invoke, iam or authenticate)
+    urls = FunctionUrlApp(services.urls, services.invoke, iam or authenticate, spool_dir)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")

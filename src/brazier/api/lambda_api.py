@@ -7,38 +7,52 @@ handling (measured with py-spy under wrk).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import closing, nullcontext
+from pathlib import Path
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from brazier.api import url_ops, version_ops  # noqa: F401 - they register their operations
+from brazier.api import limits, url_ops, version_ops  # noqa: F401 - they register their operations
+from brazier.api.body import ClientGone, Spooled, needs_early_auth, read_body_spooled
+from brazier.api.code_body import placeholder, split_zip
 from brazier.api.context import REQUEST_ID
 from brazier.api.headers import RequestHeaders
 from brazier.api.operations import HANDLERS, Services
-from brazier.api.wire import Reply, ServiceWire
+from brazier.api.sigv4 import PayloadDigest
+from brazier.api.wire import Operation, Reply, ServiceWire
 from brazier.control.commands import AuthorizeFunctionAccess
 from brazier.model import ids
-from brazier.model.errors import LambdaError, RequestEntityTooLargeException, ServiceException
+from brazier.model.errors import LambdaError, ServiceException
 from brazier.model.identity import Caller
 
 log = logging.getLogger(__name__)
-
-# Bodies past this are refused before they are read whole: a 50 MB zip, base64-encoded in JSON.
-MAX_BODY = 70 * 1024 * 1024
 
 # The IAM action of an operation, where it is not "lambda:<operation>".
 _ACTIONS = {"Invoke": "lambda:InvokeFunction"}
 
 # (method, raw path, raw query, headers, body) -> the caller; raises a LambdaError when refused.
-Authenticator = Callable[[str, str, str, Mapping[str, str], bytes], Caller]
+# A body of None asks for what can be checked before the body is read (see auth.py); the
+# request is then authenticated again, with its body.
+Authenticator = Callable[[str, str, str, Mapping[str, str], bytes | PayloadDigest | None], Caller]
+
+
+# Where each code upload's ZipFile member is ("" for the top level).
+_ZIP_MEMBER = {"CreateFunction": "Code", "UpdateFunctionCode": "", "PublishLayerVersion": "Content"}
 
 
 class LambdaApi:
-    def __init__(self, services: Services, authenticate: Authenticator) -> None:
+    def __init__(
+        self, services: Services, authenticate: Authenticator, spool_dir: Path | None = None
+    ) -> None:
         self.services = services
         self.authenticate = authenticate
+        self.spool_dir = spool_dir
+        self._code_uploads = asyncio.Semaphore(limits.CONCURRENT_CODE_UPLOADS)
         self.wire = ServiceWire(frozenset(HANDLERS))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -46,6 +60,8 @@ class LambdaApi:
         REQUEST_ID.set(request_id)
         try:
             reply = await self._handle(scope, receive)
+        except ClientGone:
+            return
         except LambdaError as exc:
             reply = error_reply(exc)
         except Exception:
@@ -67,9 +83,35 @@ class LambdaApi:
         query = scope["query_string"].decode("latin-1")
         headers = RequestHeaders(scope["headers"])
         op, labels = self.wire.match(method, raw_path, query)
-        body = await _read_body(headers, receive)
+        limit = limits.request_limit(op.name)
+        if needs_early_auth(headers):
+            self.authenticate(method, raw_path, query, headers, None)
+        body = await read_body_spooled(
+            receive,
+            headers,
+            limit,
+            spool_dir=self.spool_dir,
+            refuse=lambda: limits.too_large(op.name, limit),
+        )
+        if isinstance(body, Spooled):
+            with closing(body):
+                caller = self.authenticate(
+                    method, raw_path, query, headers, PayloadDigest(body.sha256)
+                )
+                # A decoded zip is up to 50 MB: a few at a time, however many arrive.
+                gate = self._code_uploads if op.name in _ZIP_MEMBER else nullcontext()
+                async with gate:
+                    # Scanning and decoding ~70 MB takes a while: off the event loop.
+                    params = await asyncio.to_thread(
+                        self._parse_spooled, op, labels, query, headers, body
+                    )
+                    body.close()
+                    return await self._call(op, caller, params)
         caller = self.authenticate(method, raw_path, query, headers, body)
         params = self.wire.parse(op, labels, query, headers, body)
+        return await self._call(op, caller, params)
+
+    async def _call(self, op: Operation, caller: Caller, params: dict[str, Any]) -> Reply:
         caller = await self._authorize(op.name, caller, params)
         result = await HANDLERS[op.name](self.services, caller, params)
         return self.wire.render(op, result)
@@ -90,29 +132,35 @@ class LambdaApi:
             ),
         )
 
+    def _parse_spooled(
+        self,
+        op: Operation,
+        labels: Mapping[str, str],
+        query: str,
+        headers: Mapping[str, str],
+        body: Spooled,
+    ) -> dict[str, Any]:
+        """A large body's input: a code upload's zip decoded straight from the spool file (see
+        code_body.py), anything else read back and parsed as usual."""
+        where = _ZIP_MEMBER.get(op.name)
+        if where is not None:
+            marker, marker_bytes = placeholder()
+            split = split_zip(body.file, body.size, marker)
+            if split is not None:
+                rest, zipped = split
+                params = self.wire.parse(op, labels, query, headers, rest)
+                holder = params.get(where) if where else params
+                if isinstance(holder, dict) and holder.get("ZipFile") == marker_bytes:
+                    holder["ZipFile"] = zipped
+                    return params
+        return self.wire.parse(op, labels, query, headers, body.read())
+
 
 def error_reply(exc: LambdaError) -> Reply:
     """The one place where errors become AWS-shaped HTTP responses."""
     headers = {"x-amzn-ErrorType": exc.code, **exc.headers}
     body = json.dumps(exc.body(), separators=(",", ":")).encode()
     return Reply(exc.status, headers, body, "application/json")
-
-
-async def _read_body(headers: Mapping[str, str], receive: Receive) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise RequestEntityTooLargeException("Zipped size must be smaller than 52428800 bytes")
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        total += len(chunk)
-        if total > MAX_BODY:
-            raise RequestEntityTooLargeException("Zipped size must be smaller than 52428800 bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 # Registers the layer operations into HANDLERS (kept in their own module).

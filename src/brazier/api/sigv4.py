@@ -39,7 +39,9 @@ from brazier.model.errors import (
 __all__ = [
     "ALGORITHM",
     "SERVICE",
+    "SIGNATURE_MISMATCH",
     "AuthMode",
+    "PayloadDigest",
     "Principal",
     "SigningSecret",
     "verify_request",
@@ -52,7 +54,7 @@ MAX_PRESIGN_EXPIRES = 604800  # one week, the SigV4 maximum
 
 AuthMode = Literal["sigv4", "none"]
 
-_SIGNATURE_MISMATCH = (
+SIGNATURE_MISMATCH = _SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. "
     "Consult the service documentation for details."
@@ -101,6 +103,13 @@ class Principal:
 
 
 @dataclass(frozen=True, slots=True)
+class PayloadDigest:
+    """A body's SHA-256 (lower-case hex), for checking a signature before the body is read."""
+
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Auth:
     """The signature parameters of one request, from the header or the query string."""
 
@@ -118,7 +127,7 @@ def verify_request(
     path: str,
     query: str,
     headers: Mapping[str, str],
-    body: bytes,
+    body: bytes | PayloadDigest,
     *,
     lookup_secret: Callable[[str], SigningSecret | None],
     now: datetime,
@@ -131,7 +140,8 @@ def verify_request(
     ``path`` and ``query`` are exactly as sent (still percent-encoded). ``headers`` may be any
     mapping; if it yields repeated names from ``items()`` (Starlette's ``Headers`` does), repeated
     values are joined with commas as SigV4 prescribes. ``now`` should be timezone-aware (naive is
-    taken as UTC).
+    taken as UTC). ``body`` may be a :class:`PayloadDigest` instead of the bytes, when the body
+    was hashed as it arrived or is not read yet (see ``auth.py``).
 
     In ``sigv4`` mode every request must carry a valid signature by a known key. In ``none`` mode
     (local, emulator style) unsigned requests pass as the default account, and a signed request
@@ -461,8 +471,11 @@ def _canonical_headers(signed: Iterable[str], hmap: Mapping[str, list[str]]) -> 
     return "".join(lines)
 
 
-def _payload_hash(hmap: Mapping[str, list[str]], body: bytes) -> str:
-    actual = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
+def _payload_hash(hmap: Mapping[str, list[str]], body: bytes | PayloadDigest) -> str:
+    if isinstance(body, PayloadDigest):
+        actual = body.sha256
+    else:
+        actual = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
     declared = _first(hmap, "x-amz-content-sha256")
     if declared is None or declared == _UNSIGNED_PAYLOAD:
         # botocore signs the declared value when the header is there (S3 style). UNSIGNED-PAYLOAD
