@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from brazier.control.urls import UrlService, UrlTarget
 from brazier.invoke.service import InvokeCommand, InvokeService
+from brazier.model import jsondoc
 from brazier.model.errors import AccessDeniedException, LambdaError, TooManyRequestsException
 from brazier.model.identity import Caller
 
@@ -195,7 +196,7 @@ def _event(
 def _response(payload: bytes) -> tuple[int, dict[str, str], list[str], bytes]:
     """Map the function's result to (status, headers, cookies, body) as Lambda does."""
     try:
-        result = json.loads(payload) if payload else None
+        result = jsondoc.loads(payload) if payload else None
     except ValueError:
         return 200, {"content-type": "application/json"}, [], payload
     if isinstance(result, dict) and "statusCode" in result:

@@ -22,6 +22,7 @@ import botocore.session
 import regex
 from botocore.model import OperationModel, Shape, StructureShape
 
+from brazier.model import jsondoc
 from brazier.model.errors import (
     InvalidRequestContentException,
     UnknownOperationException,
@@ -219,28 +220,39 @@ def _take_located(
 
 def _load_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return jsondoc.loads(body)
     except ValueError as exc:
         raise InvalidRequestContentException(
             f"Could not parse request body into json: {exc}"
         ) from exc
 
 
+# The service's integers are Java's: a number outside these is not an integer or long to it.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "integer": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+}
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
+_DOUBLE_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _scalar(shape: Shape, text: str, name: str) -> Any:
     t = shape.type_name
-    try:
-        if t in ("integer", "long"):
+    if t in INT_RANGES:
+        lo, hi = INT_RANGES[t]
+        if _INTEGER_TEXT.fullmatch(text) and lo <= int(text) <= hi:
             return int(text)
-        if t in ("double", "float"):
+    elif t in ("double", "float"):
+        if _DOUBLE_TEXT.fullmatch(text):
             return float(text)
-    except ValueError as exc:
-        raise ValidationException(
-            f"1 validation error detected: Value '{text}' at '{_camel(name)}' failed to satisfy "
-            "constraint: Member must be a number"
-        ) from exc
-    if t == "boolean":
+    elif t == "boolean":
         return text.lower() == "true"
-    return text
+    else:
+        return text
+    raise ValidationException(
+        f"1 validation error detected: Value '{text}' at '{_camel(name)}' failed to satisfy "
+        "constraint: Member must be a number"
+    )
 
 
 def _from_json(shape: Shape, value: Any, path: str) -> Any:
@@ -263,6 +275,13 @@ def _from_json(shape: Shape, value: Any, path: str) -> Any:
             raise InvalidRequestContentException(
                 f"Could not parse request body into json: {path} is not valid base64"
             ) from exc
+    if t in INT_RANGES and isinstance(value, int) and not isinstance(value, bool):
+        lo, hi = INT_RANGES[t]
+        if not lo <= value <= hi:
+            raise InvalidRequestContentException(
+                f"Could not parse request body into json: Numeric value ({value}) out of range"
+                f" of {'int' if t == 'integer' else 'long'}"
+            )
     return value
 
 
@@ -342,6 +361,7 @@ PATTERN_EXTENSIONS: dict[str, str] = {
 
 
 _MATCHED: dict[tuple[str, str], bool] = {}
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _fullmatch(pattern: str, value: str) -> bool:
@@ -423,17 +443,7 @@ def _validate_value(shape: Shape, value: Any, where: str, errors: list[str]) -> 
         if "max" in meta and value > meta["max"]:
             errors.append(prefix + f"Member must have value less than or equal to {meta['max']}")
     if shape.type_name == "string":
-        enum = getattr(shape, "enum", None)
-        if enum and value not in enum:
-            errors.append(prefix + f"Member must satisfy enum value set: [{', '.join(enum)}]")
-        pattern = meta.get("pattern")
-        extension = PATTERN_EXTENSIONS.get(shape.name)
-        if (
-            pattern
-            and not _fullmatch(pattern, value)
-            and not (extension and _fullmatch(extension, value))
-        ):
-            errors.append(prefix + f"Member must satisfy regular expression pattern: {pattern}")
+        _validate_string(shape, value, where, prefix, errors)
     elif shape.type_name == "list":
         for i, item in enumerate(value):
             _validate(shape.member, item, f"{where}.{i + 1}.member", errors)  # type: ignore[attr-defined]
@@ -450,3 +460,26 @@ def _validate_value(shape: Shape, value: Any, where: str, errors: list[str]) -> 
                     f"Value at '{where}' failed to satisfy constraint: Map {kind} must satisfy"
                     f" constraint: [{', '.join(sorted(reasons))}]"
                 )
+
+
+def _validate_string(shape: Shape, value: str, where: str, prefix: str, errors: list[str]) -> None:
+    meta = shape.metadata
+    if _UNSTORABLE.search(value):
+        # Brazier's rule (decision 0016): no string reaches a process or the store with a NUL
+        # (execve and C strings cut there) or a lone surrogate (not encodable as UTF-8).
+        errors.append(
+            f"Value at '{where}' failed to satisfy constraint: "
+            "Member must not contain NUL or unpaired surrogate characters"
+        )
+        return
+    enum = getattr(shape, "enum", None)
+    if enum and value not in enum:
+        errors.append(prefix + f"Member must satisfy enum value set: [{', '.join(enum)}]")
+    pattern = meta.get("pattern")
+    extension = PATTERN_EXTENSIONS.get(shape.name)
+    if (
+        pattern
+        and not _fullmatch(pattern, value)
+        and not (extension and _fullmatch(extension, value))
+    ):
+        errors.append(prefix + f"Member must satisfy regular expression pattern: {pattern}")
