@@ -67,6 +67,8 @@ def build_http_app(
             )
             after = int(request.query_params.get("after", "0"))
             limit = min(int(request.query_params.get("limit", "1000")), 10000)
+            if not (0 <= after < 2**63 and limit > 0):  # SQLite's INTEGER; LIMIT -1 is "all"
+                raise ValueError(after, limit)
             events = await services.logs.function_events(
                 caller, request.path_params["name"], after_seq=after, limit=limit
             )

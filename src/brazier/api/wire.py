@@ -236,12 +236,20 @@ _INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
 _DOUBLE_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
+def parse_integer(text: str, type_name: str = "long") -> int | None:
+    """The number in ``text`` as the service reads an integer or long, or None if it is not one."""
+    lo, hi = INT_RANGES[type_name]
+    if _INTEGER_TEXT.fullmatch(text) and lo <= int(text) <= hi:
+        return int(text)
+    return None
+
+
 def _scalar(shape: Shape, text: str, name: str) -> Any:
     t = shape.type_name
     if t in INT_RANGES:
-        lo, hi = INT_RANGES[t]
-        if _INTEGER_TEXT.fullmatch(text) and lo <= int(text) <= hi:
-            return int(text)
+        number = parse_integer(text, t)
+        if number is not None:
+            return number
     elif t in ("double", "float"):
         if _DOUBLE_TEXT.fullmatch(text):
             return float(text)
