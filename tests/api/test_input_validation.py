@@ -176,3 +176,20 @@ def test_unpaired_surrogate_is_refused(srv: ServerProcess) -> None:
     assert (status, code) == (400, "ValidationException"), message
     assert "'description'" in message
     assert_log_clean(srv.log)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/_brazier/v1/functions/f/logs?after=9223372036854775808",
+        "/_brazier/v1/functions/f/logs?limit=-1",
+        "/_brazier/v1/functions/f/logs?after=-1",
+        "/_brazier/v1/layers/l/versions/9223372036854775808/sbom",
+        "/_brazier/v1/layers/l/versions/%D9%A3/sbom",
+    ],
+)
+def test_brazier_routes_refuse_numbers_sqlite_cannot_hold(srv: ServerProcess, target: str) -> None:
+    reply = httpx.get(srv.url + target, timeout=30)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["Type"] == "User"
+    assert_log_clean(srv.log)
