@@ -193,3 +193,12 @@ def test_brazier_routes_refuse_numbers_sqlite_cannot_hold(srv: ServerProcess, ta
     assert reply.status_code == 400, reply.text
     assert reply.json()["Type"] == "User"
     assert_log_clean(srv.log)
+
+
+@pytest.mark.parametrize("signature", ["%C2%80", "%ED%A0%80", "%00"])
+def test_code_link_with_a_non_ascii_signature_is_denied(srv: ServerProcess, signature: str) -> None:
+    target = f"/_brazier/code/%20?Expires=2147483647&Signature={signature}"
+    reply = httpx.get(srv.url + target, timeout=30)
+    assert reply.status_code == 403, reply.text
+    assert b"<Code>AccessDenied</Code>" in reply.content
+    assert_log_clean(srv.log)
