@@ -26,6 +26,7 @@ from urllib.parse import quote
 import botocore.session
 import httpx
 import pytest
+import regex
 from botocore.model import OperationModel, Shape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -160,6 +161,63 @@ def value_for(shape: Shape, depth: int = 0) -> st.SearchStrategy[Any]:
     return st.one_of(right, right, right, wrong)
 
 
+def _known_for(shape: Shape) -> list[str]:
+    pattern = shape.metadata.get("pattern")
+    lo, hi = shape.metadata.get("min", 0), shape.metadata.get("max", 10**6)
+    return [
+        k
+        for k in KNOWN_TEXT
+        if lo <= len(k) <= hi and (not pattern or regex.fullmatch(pattern, k) is not None)
+    ]
+
+
+def tame_for(shape: Shape, depth: int = 0) -> st.SearchStrategy[Any]:  # noqa: PLR0911
+    """A value the model accepts (as far as a generator can tell), to reach the services."""
+    t = shape.type_name
+    meta = shape.metadata
+    if t == "string":
+        enum = getattr(shape, "enum", None)
+        if enum:
+            return st.sampled_from(list(enum))
+        known = _known_for(shape)
+        if known:
+            return st.sampled_from(known)
+        patterned = _from_pattern(shape)
+        if patterned is not None:
+            return patterned
+        size = (max(meta.get("min", 0), 1), min(meta.get("max", 64), 64))
+        return st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=size[0],
+                       max_size=max(size))  # fmt: skip
+    if t in ("integer", "long"):
+        return st.integers(int(meta.get("min", 0)), int(min(meta.get("max", 1000), 100_000)))
+    if t in ("double", "float"):
+        return st.floats(float(meta.get("min", 0)), float(meta.get("max", 1)))
+    if t == "boolean":
+        return st.booleans()
+    if t == "blob":
+        return st.just(base64.b64encode(HELLO_PY).decode())
+    if t == "timestamp":
+        return st.integers(0, 2_000_000_000)
+    if depth > 3:
+        return st.nothing()
+    if t == "structure":
+        members = shape.members  # type: ignore[attr-defined]
+        required = set(shape.required_members)  # type: ignore[attr-defined]
+        return st.fixed_dictionaries(
+            {k: tame_for(m, depth + 1) for k, m in members.items() if k in required},
+            optional={k: tame_for(m, depth + 1) for k, m in members.items() if k not in required},
+        )
+    if t == "list":
+        return st.lists(tame_for(shape.member, depth + 1), max_size=2)  # type: ignore[attr-defined]
+    if t == "map":
+        return st.dictionaries(
+            tame_for(shape.key),  # type: ignore[attr-defined]
+            tame_for(shape.value, depth + 1),  # type: ignore[attr-defined]
+            max_size=2,
+        )
+    raise AssertionError(t)
+
+
 def wire_text(value: Any) -> str:
     """How a scalar travels in a path label, query string or header."""
     if isinstance(value, bool):
@@ -193,19 +251,35 @@ def requests(draw: st.DrawFn, op: OperationModel) -> tuple[str, str, dict[str, s
     body_doc: dict[str, Any] = {}
     body: bytes | None = None
     payload_name = shape.serialization.get("payload") if shape is not None else None
+    # Half the requests are valid but for (at most) one member, so they reach the services.
+    tame = draw(st.booleans())
+    hostile = draw(st.sampled_from(sorted(members))) if tame and members else None
+
+    def value_of(name: str, member: Shape) -> Any:
+        if tame and name != hostile:
+            return draw(tame_for(member))
+        return draw(value_for(member))
+
     for name, member in members.items():
         loc = member.serialization.get("location")
         wire_name = member.serialization.get("name", name)
+        required = shape is not None and name in shape.required_members
+        if tame and name != hostile and not required and draw(st.booleans()):
+            continue
         if loc == "uri":
-            value = draw(st.one_of(st.sampled_from(KNOWN_TEXT), value_for(member)))
+            value = (
+                value_of(name, member)
+                if tame
+                else draw(st.one_of(st.sampled_from(KNOWN_TEXT), value_for(member)))
+            )
             text = escaped(wire_text(value))
             path = path.replace("{" + wire_name + "}", text).replace("{" + wire_name + "+}", text)
-        elif loc == "querystring" and draw(st.booleans()):
-            values = draw(value_for(member))
+        elif loc == "querystring" and (tame or draw(st.booleans())):
+            values = value_of(name, member)
             for v in values[:20] if isinstance(values, list) else [values]:
                 query.append(f"{escaped(wire_name)}={escaped(wire_text(v))}")
-        elif loc == "header" and draw(st.booleans()):
-            headers[wire_name] = header_safe(wire_text(draw(value_for(member))))
+        elif loc == "header" and (tame or draw(st.booleans())):
+            headers[wire_name] = header_safe(wire_text(value_of(name, member)))
         elif loc is None and name == payload_name:
             if member.type_name == "blob":
                 body = draw(
@@ -215,11 +289,11 @@ def requests(draw: st.DrawFn, op: OperationModel) -> tuple[str, str, dict[str, s
                     )
                 )
             else:
-                body_doc = draw(value_for(member))
-        elif loc is None and draw(st.booleans()):
-            body_doc[name] = draw(value_for(member))
+                body_doc = value_of(name, member)
+        elif loc is None and (tame or draw(st.booleans())):
+            body_doc[name] = value_of(name, member)
     if body is None:
-        mangle = draw(st.integers(0, 9))
+        mangle = 9 if tame else draw(st.integers(0, 9))
         if mangle == 0:
             body = deep(draw(st.sampled_from([900, 1000, 5000, 100_000])))
         elif mangle == 1:
