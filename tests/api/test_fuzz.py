@@ -31,6 +31,7 @@ from botocore.model import OperationModel, Shape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import brazier.api.lambda_api  # noqa: F401 - registers every operation in HANDLERS
 from brazier.api.operations import HANDLERS
 
 from support import HELLO_PY, ServerProcess, lambda_client
@@ -38,7 +39,7 @@ from support import HELLO_PY, ServerProcess, lambda_client
 MODEL = botocore.session.get_session().get_service_model("lambda")
 IMPLEMENTED = sorted(HANDLERS)
 OTHERS = sorted(set(MODEL.operation_names) - set(HANDLERS))
-EXAMPLES = int(os.environ.get("BRAZIER_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("BRAZIER_FUZZ_EXAMPLES", "20"))
 BUDGET = float(os.environ.get("BRAZIER_FUZZ_BUDGET", "45"))
 ROLE = "arn:aws:iam::123456789012:role/fuzz"
 FN = "fz"
@@ -253,7 +254,7 @@ def requests(draw: st.DrawFn, op: OperationModel) -> tuple[str, str, dict[str, s
     payload_name = shape.serialization.get("payload") if shape is not None else None
     # Half the requests are valid but for (at most) one member, so they reach the services.
     tame = draw(st.booleans())
-    hostile = draw(st.sampled_from(sorted(members))) if tame and members else None
+    hostile = draw(st.sampled_from([None, *sorted(members)])) if tame and members else None
 
     def value_of(name: str, member: Shape) -> Any:
         if tame and name != hostile:
