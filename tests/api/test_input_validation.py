@@ -202,3 +202,27 @@ def test_code_link_with_a_non_ascii_signature_is_denied(srv: ServerProcess, sign
     assert reply.status_code == 403, reply.text
     assert b"<Code>AccessDenied</Code>" in reply.content
     assert_log_clean(srv.log)
+
+
+def test_function_url_request_past_the_invoke_limit_is_413(srv: ServerProcess, lam: Any) -> None:
+    """5 MB of binary body is 6.7 MB once base64-encoded into the event: Invoke's 6 MB limit."""
+    lam.create_function(
+        FunctionName="url-big", Runtime="python3.11", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": HELLO_PY},
+    )  # fmt: skip
+    lam.add_permission(
+        FunctionName="url-big", StatementId="public", Action="lambda:InvokeFunctionUrl",
+        Principal="*", FunctionUrlAuthType="NONE",
+    )  # fmt: skip
+    url = lam.create_function_url_config(FunctionName="url-big", AuthType="NONE")["FunctionUrl"]
+    url_id = url.split("//")[1].split(".")[0]
+    reply = httpx.post(
+        f"{srv.url}/lambda-url/{url_id}/upload",
+        content=b"\xff" * 5_000_000,
+        headers={"content-type": "application/octet-stream"},
+        timeout=60,
+    )
+    assert reply.status_code == 413, reply.text
+    assert reply.headers["x-amzn-ErrorType"] == "RequestEntityTooLargeException"
+    assert "6291456" in reply.json()["Message"]
+    assert_log_clean(srv.log)

@@ -89,6 +89,10 @@ class FunctionUrlApp:
                 send, 429, {"content-type": "application/json"}, b'{"Message":"Rate Exceeded."}'
             )
             return
+        except LambdaError as exc:  # e.g. a body that makes the event pass Invoke's 6 MB
+            kind = {"content-type": "application/json", "x-amzn-ErrorType": exc.code}
+            await _send(send, exc.status, kind, json.dumps({"Message": exc.message}).encode())
+            return
         if reply.function_error:
             await _send(send, 502, {"content-type": "text/plain"}, b"Internal Server Error")
             return
