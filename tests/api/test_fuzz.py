@@ -479,3 +479,65 @@ def test_fuzz_signed_requests(secured: tuple[ServerProcess, Credentials], deadli
     with httpx.Client(base_url=srv.url, timeout=60) as client:
         run()
     ex.check_log()
+
+
+# -- function URLs ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def url_id(world: ServerProcess) -> str:
+    lam = lambda_client(world.url)
+    try:
+        url = lam.get_function_url_config(FunctionName=FN)["FunctionUrl"]
+    except lam.exceptions.ResourceNotFoundException:
+        lam.add_permission(
+            FunctionName=FN, StatementId="fuzz-public", Action="lambda:InvokeFunctionUrl",
+            Principal="*", FunctionUrlAuthType="NONE",
+        )  # fmt: skip
+        url = lam.create_function_url_config(
+            FunctionName=FN, AuthType="NONE",
+            Cors={"AllowOrigins": ["*"], "AllowMethods": ["*"], "ExposeHeaders": ["x"]},
+        )["FunctionUrl"]  # fmt: skip
+    return str(url.split("//")[1].split(".")[0])
+
+
+def test_fuzz_function_url_requests(world: ServerProcess, url_id: str, deadline: float) -> None:
+    """Hostile paths, queries, cookies, headers and bodies sent to a function URL."""
+    ex = Exchanges(world)
+    header_names = st.sampled_from(
+        ["cookie", "origin", "content-type", "x-forwarded-for", "user-agent", "x-custom",
+         "access-control-request-method", "authorization", "host"]
+    )  # fmt: skip
+
+    @settings(
+        max_examples=EXAMPLES * 3,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]),
+        path=text_values(),
+        query=st.lists(st.tuples(text_values(), text_values()), max_size=3),
+        headers=st.dictionaries(header_names, text_values().map(header_safe), max_size=4),
+        body=st.one_of(st.binary(max_size=512), text_values().map(
+            lambda t: t.encode("utf-8", "surrogatepass")
+        )),
+    )  # fmt: skip
+    def run(
+        method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], body: bytes
+    ) -> None:
+        if time.monotonic() > deadline:
+            return
+        if headers.get("host"):
+            headers["host"] = f"{url_id}.lambda-url.us-east-1.localhost"
+        qs = "&".join(f"{escaped(k)}={escaped(v)}" for k, v in query)
+        target = f"/lambda-url/{url_id}/{escaped(path)}" + (f"?{qs}" if qs else "")
+        ex.sent.append(f"{method} {target[:300]} {headers} {body[:100]!r}")
+        reply = client.request(method, target, headers=headers, content=body)
+        assert reply.status_code < 500, f"{method} {target[:300]} {headers} -> {reply.text}"
+
+    with httpx.Client(base_url=world.url, timeout=60) as client:
+        run()
+    ex.check_log()
