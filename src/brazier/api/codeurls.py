@@ -44,4 +44,6 @@ class CodeUrlSigner:
             return False
         if when < self._clock():
             return False
-        return hmac.compare_digest(self._mac(sha, owner, when), signature)
+        # As bytes: compare_digest refuses a str with non-ASCII characters (TypeError).
+        given = signature.encode("utf-8", "replace")
+        return hmac.compare_digest(self._mac(sha, owner, when).encode(), given)

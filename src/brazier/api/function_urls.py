@@ -141,6 +141,12 @@ class FunctionUrlApp:
         except TooManyRequestsException:
             return _THROTTLED
         except LambdaError as exc:
+            if 400 <= exc.status < 500:  # e.g. a body that makes the event pass Invoke's 6 MB
+                return UrlReply(
+                    exc.status,
+                    (_JSON, ("x-amzn-errortype", exc.code)),
+                    body=json.dumps({"Message": exc.message}).encode(),
+                )
             log.warning("function URL request %s to %s failed: %s", request_id,
                         target.function_arn, exc.code)  # fmt: skip
             return bad_gateway()

@@ -32,6 +32,15 @@ _BAD_REQUEST = Response(b"Bad Request", status_code=400, media_type="text/plain"
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
+def _log_window(request: Request) -> tuple[int, int]:
+    """``after`` and ``limit`` of a logs query; ValueError when they are not usable numbers."""
+    after = int(request.query_params.get("after", "0"))
+    limit = min(int(request.query_params.get("limit", "1000")), 10000)
+    if not (0 <= after < 2**63 and limit > 0):  # SQLite's INTEGER; LIMIT -1 is "all"
+        raise ValueError(after, limit)
+    return after, limit
+
+
 def build_http_app(
     services: Services,
     authenticate: Authenticator,
@@ -94,8 +103,7 @@ def build_http_app(
                 request.headers,
                 body,
             )
-            after = int(request.query_params.get("after", "0"))
-            limit = min(int(request.query_params.get("limit", "1000")), 10000)
+            after, limit = _log_window(request)
             events = await services.logs.function_events(
                 caller, request.path_params["name"], after_seq=after, limit=limit
             )

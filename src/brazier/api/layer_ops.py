@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from brazier.api.operations import Params, Result, Services, operation
+from brazier.api.wire import parse_integer
 from brazier.control.layers import AddLayerVersionPermission, PublishLayerVersion
 from brazier.model.errors import InvalidParameterValueException
 from brazier.model.functions import lambda_timestamp
@@ -164,8 +165,7 @@ async def sbom_route(s: Services, c: Caller, name: str, version: str) -> dict[st
     """``GET /_brazier/v1/layers/{name}/versions/{version}/sbom``: the CycloneDX 1.5 JSON of a
     readable layer version. ``version`` is the path text; a non-number is refused as Lambda
     refuses a bad VersionNumber."""
-    try:
-        number = int(version)
-    except ValueError:
-        raise InvalidParameterValueException("Layer Version Cannot be less than 1") from None
+    number = parse_integer(version)
+    if number is None:
+        raise InvalidParameterValueException("Layer Version Cannot be less than 1")
     return await s.layers.sbom(c, name, number)

@@ -23,6 +23,7 @@ import regex
 from botocore.model import OperationModel, Shape, StructureShape
 
 from brazier.api.query import query_pairs
+from brazier.model import jsondoc
 from brazier.model.errors import (
     InvalidRequestContentException,
     UnknownOperationException,
@@ -220,28 +221,47 @@ def _take_located(
 
 def _load_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return jsondoc.loads(body)
     except ValueError as exc:
         raise InvalidRequestContentException(
             f"Could not parse request body into json: {exc}"
         ) from exc
 
 
+# The service's integers are Java's: a number outside these is not an integer or long to it.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "integer": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+}
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
+_DOUBLE_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def parse_integer(text: str, type_name: str = "long") -> int | None:
+    """The number in ``text`` as the service reads an integer or long, or None if it is not one."""
+    lo, hi = INT_RANGES[type_name]
+    if _INTEGER_TEXT.fullmatch(text) and lo <= int(text) <= hi:
+        return int(text)
+    return None
+
+
 def _scalar(shape: Shape, text: str, name: str) -> Any:
     t = shape.type_name
-    try:
-        if t in ("integer", "long"):
-            return int(text)
-        if t in ("double", "float"):
+    if t in INT_RANGES:
+        number = parse_integer(text, t)
+        if number is not None:
+            return number
+    elif t in ("double", "float"):
+        if _DOUBLE_TEXT.fullmatch(text):
             return float(text)
-    except ValueError as exc:
-        raise ValidationException(
-            f"1 validation error detected: Value '{text}' at '{_camel(name)}' failed to satisfy "
-            "constraint: Member must be a number"
-        ) from exc
-    if t == "boolean":
+    elif t == "boolean":
         return text.lower() == "true"
-    return text
+    else:
+        return text
+    raise ValidationException(
+        f"1 validation error detected: Value '{text}' at '{_camel(name)}' failed to satisfy "
+        "constraint: Member must be a number"
+    )
 
 
 def _from_json(shape: Shape, value: Any, path: str) -> Any:
@@ -264,6 +284,13 @@ def _from_json(shape: Shape, value: Any, path: str) -> Any:
             raise InvalidRequestContentException(
                 f"Could not parse request body into json: {path} is not valid base64"
             ) from exc
+    if t in INT_RANGES and isinstance(value, int) and not isinstance(value, bool):
+        lo, hi = INT_RANGES[t]
+        if not lo <= value <= hi:
+            raise InvalidRequestContentException(
+                f"Could not parse request body into json: Numeric value ({value}) out of range"
+                f" of {'int' if t == 'integer' else 'long'}"
+            )
     return value
 
 
@@ -343,6 +370,7 @@ PATTERN_EXTENSIONS: dict[str, str] = {
 
 
 _MATCHED: dict[tuple[str, str], bool] = {}
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _fullmatch(pattern: str, value: str) -> bool:
@@ -424,17 +452,7 @@ def _validate_value(shape: Shape, value: Any, where: str, errors: list[str]) -> 
         if "max" in meta and value > meta["max"]:
             errors.append(prefix + f"Member must have value less than or equal to {meta['max']}")
     if shape.type_name == "string":
-        enum = getattr(shape, "enum", None)
-        if enum and value not in enum:
-            errors.append(prefix + f"Member must satisfy enum value set: [{', '.join(enum)}]")
-        pattern = meta.get("pattern")
-        extension = PATTERN_EXTENSIONS.get(shape.name)
-        if (
-            pattern
-            and not _fullmatch(pattern, value)
-            and not (extension and _fullmatch(extension, value))
-        ):
-            errors.append(prefix + f"Member must satisfy regular expression pattern: {pattern}")
+        _validate_string(shape, value, where, prefix, errors)
     elif shape.type_name == "list":
         for i, item in enumerate(value):
             _validate(shape.member, item, f"{where}.{i + 1}.member", errors)  # type: ignore[attr-defined]
@@ -451,3 +469,26 @@ def _validate_value(shape: Shape, value: Any, where: str, errors: list[str]) -> 
                     f"Value at '{where}' failed to satisfy constraint: Map {kind} must satisfy"
                     f" constraint: [{', '.join(sorted(reasons))}]"
                 )
+
+
+def _validate_string(shape: Shape, value: str, where: str, prefix: str, errors: list[str]) -> None:
+    meta = shape.metadata
+    if _UNSTORABLE.search(value):
+        # Brazier's rule (decision 0016): no string reaches a process or the store with a NUL
+        # (execve and C strings cut there) or a lone surrogate (not encodable as UTF-8).
+        errors.append(
+            f"Value at '{where}' failed to satisfy constraint: "
+            "Member must not contain NUL or unpaired surrogate characters"
+        )
+        return
+    enum = getattr(shape, "enum", None)
+    if enum and value not in enum:
+        errors.append(prefix + f"Member must satisfy enum value set: [{', '.join(enum)}]")
+    pattern = meta.get("pattern")
+    extension = PATTERN_EXTENSIONS.get(shape.name)
+    if (
+        pattern
+        and not _fullmatch(pattern, value)
+        and not (extension and _fullmatch(extension, value))
+    ):
+        errors.append(prefix + f"Member must satisfy regular expression pattern: {pattern}")

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from brazier.invoke.limits import AccountConcurrency
 from brazier.invoke.provisioning import ProvisionedEnvironments
-from brazier.model import ids
+from brazier.model import ids, jsondoc
 from brazier.model.aliases import Alias
 from brazier.model.arns import LATEST, function_arn, resolve_ref
 from brazier.model.errors import (
@@ -243,7 +242,7 @@ class InvokeService:
             )
         if size:
             try:
-                json.loads(cmd.payload)
+                jsondoc.loads(cmd.payload)
             except ValueError as exc:
                 raise InvalidRequestContentException(
                     "Could not parse request body into json: Could not parse payload into json:"
@@ -261,7 +260,7 @@ class InvokeService:
             )
         try:
             text = base64.b64decode(b64, validate=True).decode()
-            json.loads(text)
+            jsondoc.loads(text)
         except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
             raise InvalidParameterValueException(
                 "Client context must be a valid Base64-encoded JSON object."

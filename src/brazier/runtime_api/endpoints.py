@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import TYPE_CHECKING
 
+from brazier.model import jsondoc
 from brazier.runtime_api import wire
 from brazier.runtime_api.base import (
     FunctionError,
@@ -183,7 +183,7 @@ class _InitErrorUpload(_Upload):
 def _json_or_octets(body: bytes) -> str:
     # RIE's determineJSONContentType; cold path (once per failed init).
     try:
-        json.loads(body)
+        jsondoc.loads(body)
     except ValueError:
         return "application/octet-stream"
     return wire.JSON
