@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import control_plane, invoke
+from bench import burst, control_plane, invoke
 from bench.common import ROOT, git_revision, machine, speed
 
-SUITES = {"control_plane": control_plane.run, "invoke": invoke.run}
+SUITES = {"control_plane": control_plane.run, "invoke": invoke.run, "burst": burst.run}
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ ROWS = [
     ("invoke", "throughput_8_clients_1769mb", "Throughput, 8 concurrent clients (wrk), 1769 MB", "≥ 3,000/s"),
     ("invoke", "burst_0_to_100", "Burst: 0 to 100 concurrent environments", "≤ 1 s"),
     ("invoke", "idle_environments", "Idle environments (1,000 started)", "≤ 3 MiB PSS each"),
+    ("burst", "burst_half_throttled", "Burst of 2,000 invokes of a 1 s function, limit 1,000", "no 5xx; /health ≤ 100 ms"),
+    ("burst", "burst_unthrottled", "Burst of 2,000 invokes of a 1 s function, limit 2,500", "no 5xx; /health ≤ 100 ms"),
 ]  # fmt: skip
 
 
@@ -42,6 +44,13 @@ def cell(v: dict[str, Any]) -> str:
         return text + ")"
     if "seconds_until_all_running" in v:
         return f"{v['seconds_until_all_running']} s until all {v['succeeded']} run"
+    if "status_429" in v:
+        h = v["health"]
+        return (
+            f"{v['status_200']} OK, {v['status_429']} 429, {v['status_5xx']} 5xx "
+            f"in {v['seconds']} s; /health p50 {h.get('p50_ms')} ms, p99 {h.get('p99_ms')} ms, "
+            f"max {h.get('max_ms')} ms; {v['zygotes_replaced']} zygotes replaced"
+        )
     if "pss_mib_median" in v:
         return (
             f"PSS median {v['pss_mib_median']} MiB; MemAvailable drop "
