@@ -435,17 +435,17 @@ class LinuxSandboxFactory:
         mine.setblocking(False)
         sbx = LinuxSandbox(sid, zyg, cg, mine, out_r)
         try:
-            zyg.fork(
-                cg.procs_files(),
-                theirs.fileno(),
-                out_w,
-                None if prestart else self._bases[zyg.interpreter.path],
-            )
-        finally:
-            theirs.close()
-            os.close(out_w)
-        try:
             async with asyncio.timeout(START_TIMEOUT):
+                try:
+                    await zyg.fork(
+                        cg.procs_files(),
+                        theirs.fileno(),
+                        out_w,
+                        None if prestart else self._bases[zyg.interpreter.path],
+                    )
+                finally:
+                    theirs.close()
+                    os.close(out_w)
                 await sbx.await_forked()
         except BaseException:
             await sbx.kill()
@@ -461,6 +461,8 @@ class LinuxSandboxFactory:
             # starts to pause instead starves the pool during a run of cold starts.)
             await asyncio.sleep(REFILL_DELAY_S)
             while len(pool) < self._pool_size and not self._closed:
+                if self._zygotes.get(key) is not zyg:
+                    return  # replaced: the new zygote has its own refill
                 try:
                     pool.append(await self._prefork(zyg, background=True))
                 except SandboxUnavailable:

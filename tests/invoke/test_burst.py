@@ -1,0 +1,43 @@
+"""A burst of cold starts (issue 11, item 6): every answer is a 200 or Lambda's 429, never a 5xx,
+and no zygote is taken for dead and replaced. Timings are ``make bench``'s (suite ``burst``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from burstload import burst, zygotes_replaced
+
+from .conftest import ROLE
+from support import call, lambda_client, make_zip, running_server, wait_active
+
+SLEEP_1S = make_zip(
+    {"app.py": "import time\ndef handler(e, c):\n    time.sleep(1)\n    return 1\n"}
+)
+LIMIT = 400
+BURST = 2000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_burst_of_cold_starts_gets_only_200s_and_429s(tmp_path: Path) -> None:
+    with running_server(tmp_path / "data", args=("--account-concurrency", str(LIMIT))) as srv:
+        client = lambda_client(srv.url)
+        for name in ("burst", "after"):
+            client.create_function(
+                FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                Code={"ZipFile": SLEEP_1S}, MemorySize=128, Timeout=60,
+            )  # fmt: skip
+            wait_active(client, name)
+
+        report = burst(srv.url, "burst", BURST, {})
+
+        assert report.bad == 0, str(report.summary())
+        assert report.statuses[200] >= 1, report.summary()
+        assert set(report.reasons) <= {"ConcurrentInvocationLimitExceeded"}, report.summary()
+        assert zygotes_replaced(srv.log) == 0
+        # The server still starts environments afterwards (its pools kept refilling).
+        out, body = call(client, "after", {})
+        assert "FunctionError" not in out and body == 1
+    assert "Traceback" not in srv.log.read_text(errors="replace")
