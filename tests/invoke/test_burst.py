@@ -41,3 +41,24 @@ def test_a_burst_of_cold_starts_gets_only_200s_and_429s(tmp_path: Path) -> None:
         out, body = call(client, "after", {})
         assert "FunctionError" not in out and body == 1
     assert "Traceback" not in srv.log.read_text(errors="replace")
+
+
+@pytest.mark.timeout(300)
+def test_a_server_out_of_descriptors_throttles_instead_of_failing(tmp_path: Path) -> None:
+    """A hard open files limit of 1,024 holds 64 environments: a burst of 250 (below the account
+    concurrency) gets 429s for the rest, where it used to fail with EMFILE (500)."""
+    with running_server(tmp_path / "data", open_files=(1024, 1024)) as srv:
+        client = lambda_client(srv.url)
+        client.create_function(
+            FunctionName="fd", Runtime="python3.11", Role=ROLE, Handler="app.handler",
+            Code={"ZipFile": SLEEP_1S}, MemorySize=128, Timeout=60,
+        )  # fmt: skip
+        wait_active(client, "fd")
+
+        report = burst(srv.url, "fd", 250, {})
+
+        assert report.bad == 0, str(report.summary())
+        assert report.statuses[429] >= 1, str(report.summary())
+        assert set(report.reasons) == {"ConcurrentInvocationLimitExceeded"}
+        assert zygotes_replaced(srv.log) == 0
+    assert "Traceback" not in srv.log.read_text(errors="replace")
