@@ -42,6 +42,7 @@ class BurstReport:
     unexpected: list[str] = field(default_factory=list)
     connection_errors: int = 0
     health_ms: list[float] = field(default_factory=list)
+    health_at: list[float] = field(default_factory=list)  # when each was sent (monotonic)
     health_failures: int = 0
     seconds: float = 0.0
 
@@ -127,6 +128,7 @@ def _poll_health(host: str, port: int, stop: threading.Event, report: BurstRepor
             conn = http.client.HTTPConnection(host, port, timeout=10)
             continue
         report.health_ms.append((time.perf_counter() - t0) * 1000)
+        report.health_at.append(t0)
         stop.wait(0.01)
     conn.close()
 
