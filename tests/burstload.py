@@ -12,6 +12,7 @@ import collections
 import http.client
 import json
 import re
+import resource
 import threading
 import time
 from dataclasses import dataclass, field
@@ -147,6 +148,7 @@ def burst(
     lines.append(f"Content-Length: {len(body)}")
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
+    _allow_open_files(n + 256)
     report = BurstReport()
     stop = threading.Event()
     poller = threading.Thread(target=_poll_health, args=(host, port, stop, report))
@@ -165,6 +167,14 @@ def burst(
         stop.set()
         poller.join()
     return report
+
+
+def _allow_open_files(wanted: int) -> None:
+    """Raise this process's soft open files limit for one socket per request (up to the hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        top = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
 
 
 def zygotes_replaced(server_log: Path) -> int:

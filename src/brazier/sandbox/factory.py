@@ -205,27 +205,28 @@ class LinuxSandboxFactory:
     async def start(self, spec: SandboxSpec) -> LinuxSandbox:
         if self._closed or self._tg is None:
             raise SandboxUnavailable("the sandbox factory is closed")
-        launch = self._discovery.launch(spec.runtime, self._exec)
-        self._check_capacity()
-        self._pending += 1
         try:
+            launch = self._discovery.launch(spec.runtime, self._exec)
+            self._check_capacity()
+            self._pending += 1
             try:
-                async with asyncio.timeout(START_QUEUE_TIMEOUT):
-                    await self._starting.acquire()
-            except TimeoutError:
-                raise SandboxCapacityExceeded(
-                    f"no environment could start within {START_QUEUE_TIMEOUT:g} s"
-                ) from None
-            try:
-                return await self._start(spec, launch)
-            except OSError as e:
-                if e.errno in (errno.EMFILE, errno.ENFILE):
-                    raise SandboxCapacityExceeded(f"out of descriptors: {e}") from e
-                raise
+                try:
+                    async with asyncio.timeout(START_QUEUE_TIMEOUT):
+                        await self._starting.acquire()
+                except TimeoutError:
+                    raise SandboxCapacityExceeded(
+                        f"no environment could start within {START_QUEUE_TIMEOUT:g} s"
+                    ) from None
+                try:
+                    return await self._start(spec, launch)
+                finally:
+                    self._starting.release()
             finally:
-                self._starting.release()
-        finally:
-            self._pending -= 1
+                self._pending -= 1
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE):
+                raise SandboxCapacityExceeded(f"out of descriptors: {e}") from e
+            raise
 
     def _check_capacity(self) -> None:
         """Refuse a start while the server holds (or is starting) as many environments as its
