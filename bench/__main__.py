@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import control_plane, invoke, oversized
+from bench import burst, control_plane, invoke, oversized
 from bench.common import ROOT, git_revision, machine, speed
 
 SUITES = {
     "control_plane": control_plane.run,
     "invoke": invoke.run,
     "oversized": oversized.run,
+    "burst": burst.run,
 }
 
 

@@ -28,6 +28,8 @@ ROWS = [
     ("oversized", "code_uploads_1", "One CreateFunction, 49 MB zip (legal)", "growth < 140 MB"),
     ("oversized", "code_uploads_10", "10 concurrent CreateFunction, 49 MB zips", "reported"),
     ("oversized", "sigv4_unsigned_chunked", "100 clients, 100 MB each: unsigned, sigv4", "< 300 MB"),
+    ("burst", "burst_half_throttled", "Burst of 2,000 invokes of a 1 s function, limit 1,000", "no 5xx; /health ≤ 100 ms"),
+    ("burst", "burst_unthrottled", "Burst of 2,000 invokes of a 1 s function, limit 2,500", "no 5xx; /health ≤ 100 ms"),
 ]  # fmt: skip
 
 
@@ -53,6 +55,13 @@ def cell(v: dict[str, Any]) -> str:
         return (
             f"peak RSS {v['rss_peak_mib']} MiB (+{v['rss_growth_mib']} MiB from "
             f"{v['rss_before_mib']}); answers {v['answers']}"
+        )
+    if "status_429" in v:
+        h = v["health"]
+        return (
+            f"{v['status_200']} OK, {v['status_429']} 429, {v['status_5xx']} 5xx "
+            f"in {v['seconds']} s; /health p50 {h.get('p50_ms')} ms, p99 {h.get('p99_ms')} ms, "
+            f"max {h.get('max_ms')} ms; {v['zygotes_replaced']} zygotes replaced"
         )
     if "pss_mib_median" in v:
         return (

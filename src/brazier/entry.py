@@ -144,9 +144,6 @@ def _check_tls(cert: Path | None, key: Path | None) -> None:
         raise ValueError(f"cannot use --tls-cert {cert} with --tls-key {key}: {exc}") from exc
 
 
-FILES_PER_ENVIRONMENT = 12  # measured: ~11 descriptors in the server per idle environment
-
-
 def _raise_open_files_limit(environments: int) -> int:
     """Soft limit up to the hard one. Each environment holds ~11 descriptors in the server (its
     Runtime API listener and connection, its output pipe, its /tmp, the kernel files it keeps
@@ -155,6 +152,8 @@ def _raise_open_files_limit(environments: int) -> int:
     ``environments`` (the account concurrency). Returns the descriptors to plan for: enough for
     ``environments``, within the limit."""
     import resource
+
+    from brazier.sandbox import environment_capacity, files_for_environments
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard
@@ -171,12 +170,12 @@ def _raise_open_files_limit(environments: int) -> int:
                 "cannot raise the open files limit from %d: environments may run out", soft
             )
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    planned = environments * FILES_PER_ENVIRONMENT + 256
+    planned = files_for_environments(environments)
     if soft != resource.RLIM_INFINITY and soft < planned:
         logging.getLogger(__name__).warning(
             "the open files limit (%d) allows about %d environments, fewer than the account"
             " concurrency (%d): raise it (ulimit -n, or LimitNOFILE= in a systemd unit)",
-            soft, (soft - 256) // FILES_PER_ENVIRONMENT, environments,
+            soft, environment_capacity(soft), environments,
         )  # fmt: skip
     return planned if soft == resource.RLIM_INFINITY else min(soft, planned)
 

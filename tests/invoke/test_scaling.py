@@ -228,7 +228,7 @@ def test_a_hard_open_files_limit_too_low_for_the_account_concurrency_is_reported
     finally:
         srv.stop()
     text = srv.log.read_text()
-    assert "the open files limit (2048) allows about 149 environments, fewer than the" in text
+    assert "the open files limit (2048) allows about 128 environments, fewer than the" in text
     assert "account concurrency (1000)" in text
 
 

@@ -151,8 +151,13 @@ def main() -> None:
     ctl.send(json.dumps(hello).encode())
     # Our own pid namespace, to return to before each fork (see fork_b).
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    # poll, not select: the control socket keeps the number it had in the server, which may be
+    # above select's 1024 (a zygote started during a burst, with thousands of connections open).
+    poller = select.poll()
+    poller.register(ctl.fileno(), select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
     while True:
-        ready, _, _ = select.select([ctl.fileno(), wake_r], [], [])
+        ready = {fd for fd, _ in poller.poll()}
         if wake_r in ready:
             _reap(ctl, wake_r)
         if ctl.fileno() in ready:

@@ -1,7 +1,21 @@
 """brazier.sandbox: Linux execution environments (namespaces, cgroups, seccomp, zygotes)."""
 
-from .base import ExitStatus, FactoryStatistics, Sandbox, SandboxFactory, SandboxSpec
-from .errors import RuntimeUnavailable, SandboxError, SandboxStartError, SandboxUnavailable
+from .base import (
+    ExitStatus,
+    FactoryStatistics,
+    Sandbox,
+    SandboxFactory,
+    SandboxSpec,
+    environment_capacity,
+    files_for_environments,
+)
+from .errors import (
+    RuntimeUnavailable,
+    SandboxCapacityExceeded,
+    SandboxError,
+    SandboxStartError,
+    SandboxUnavailable,
+)
 from .factory import LinuxSandboxFactory, open_sandbox_factory
 from .rootfs import TmpVolume
 
@@ -11,11 +25,14 @@ __all__ = [
     "LinuxSandboxFactory",
     "RuntimeUnavailable",
     "Sandbox",
+    "SandboxCapacityExceeded",
     "SandboxError",
     "SandboxFactory",
     "SandboxSpec",
     "SandboxStartError",
     "SandboxUnavailable",
     "TmpVolume",
+    "environment_capacity",
+    "files_for_environments",
     "open_sandbox_factory",
 ]

@@ -7,6 +7,7 @@ protocols.
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,23 @@ if TYPE_CHECKING:
     from .rootfs import TmpVolume
 
 RUNTIME_API_ADDRESS = "127.0.0.1:9001"
+# Descriptors the server holds per environment (measured ~11: its Runtime API listener and
+# connection, output pipe, /tmp, the kernel files it keeps open), and the share of the open files
+# limit environments may take (the rest: the server's own files and its clients' connections, one
+# per request in flight). The server raises its limit for the account concurrency by these, and
+# the factory starts no more environments than its limit allows.
+FILES_PER_ENVIRONMENT = 12
+ENVIRONMENT_FILES_SHARE = 0.75
+
+
+def environment_capacity(open_files: int) -> int:
+    """How many environments an open files limit of ``open_files`` allows."""
+    return max(1, int(open_files * ENVIRONMENT_FILES_SHARE) // FILES_PER_ENVIRONMENT)
+
+
+def files_for_environments(environments: int) -> int:
+    """The open files limit that allows ``environments`` (inverse of ``environment_capacity``)."""
+    return math.ceil(environments * FILES_PER_ENVIRONMENT / ENVIRONMENT_FILES_SHARE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +173,8 @@ class SandboxFactory(Protocol):
         """Start an environment and return once its runtime process runs (before it initialises).
 
         Not idempotent: every call starts a new sandbox, owned by the caller until kill().
-        Raises RuntimeUnavailable, SandboxStartError (``code`` is the Lambda error type), or
+        Raises RuntimeUnavailable, SandboxStartError (``code`` is the Lambda error type),
+        SandboxCapacityExceeded when no more environments can start now (transient), or
         SandboxUnavailable once the factory is closed.
         """
         ...

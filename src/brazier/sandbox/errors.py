@@ -14,6 +14,12 @@ class SandboxUnavailable(SandboxError):
     or the factory is closed."""
 
 
+class SandboxCapacityExceeded(SandboxUnavailable):
+    """No environment can start now: the server holds as many as its descriptors allow, or
+    starts are queued for longer than ``START_QUEUE_TIMEOUT``. Transient: the invoke is
+    throttled (429), as Lambda throttles beyond what it can scale to."""
+
+
 class RuntimeUnavailable(SandboxError):
     """The runtime is unknown or its interpreter is not installed on this machine."""
 

@@ -61,6 +61,10 @@ class Zygote:
         self._proc: subprocess.Popen[bytes] | None = None
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._early: dict[int, int] = {}
+        # Fork requests queue in the socket's send buffer while the zygote forks; when it is
+        # full, one sender at a time waits for room (a descriptor has one writer callback).
+        self._send_lock = asyncio.Lock()
+        self._writable: asyncio.Future[None] | None = None
         self.hello: dict[str, Any] = {}
 
     @property
@@ -132,32 +136,58 @@ class Zygote:
             self._exits[pid] = fut
         return fut
 
-    def fork(
+    async def fork(
         self, procs: list[str], ctl_fd: int, out_fd: int, base: dict[str, Any] | None = None
     ) -> None:
-        """Fork an environment. With ``base`` (root, binds, shm_mb, uid, gid, nofile) it builds
+        """Ask for an environment. With ``base`` (root, binds, shm_mb, uid, gid, nofile) it builds
         that filesystem and pivots into it before it reports ``forked``; without, it waits for a
-        pre-start plan (see ``_brazier_child``)."""
-        if self._sock is None:
-            raise SandboxUnavailable("the zygote is gone")
+        pre-start plan (see ``_brazier_child``). Waits while the zygote's queue is full (a burst
+        of cold starts): EAGAIN is back-pressure, not death. Raises SandboxUnavailable."""
         msg = {"op": "fork", "procs": procs, "hostname": "localhost", "base": base}
         req = json.dumps(msg).encode()
+        async with self._send_lock:
+            while True:
+                sock = self._sock
+                if sock is None:
+                    raise SandboxUnavailable(f"the zygote of {self.interpreter.path} is gone")
+                try:
+                    # SAFETY: SEQPACKET send of one small message; the zygote owns the fork.
+                    socket.send_fds(sock, [req], [ctl_fd, out_fd])
+                    return
+                except BlockingIOError:
+                    pass  # its queue is full: wait for room below
+                except OSError as e:
+                    raise SandboxUnavailable(f"zygote {self.interpreter.path} is gone: {e}") from e
+                await self._until_writable(sock)
+
+    async def _until_writable(self, sock: socket.socket) -> None:
+        """Wait until ``sock`` has room, or the zygote is detached (``_detach`` wakes us)."""
+        loop = asyncio.get_running_loop()
+        fut = self._writable = loop.create_future()
+        loop.add_writer(sock.fileno(), self._on_writable)
         try:
-            # SAFETY: SEQPACKET send of one small message; the zygote owns the fork.
-            socket.send_fds(self._sock, [req], [ctl_fd, out_fd])
-        except OSError as e:
-            raise SandboxUnavailable(f"zygote {self.interpreter.path} is gone: {e}") from e
+            await fut
+        finally:
+            self._writable = None
+            if self._sock is sock:
+                loop.remove_writer(sock.fileno())
+
+    def _on_writable(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
 
     def _detach(self) -> None:
         if self._sock is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self._sock.fileno())
+                asyncio.get_running_loop().remove_writer(self._sock.fileno())
             self._sock.close()
             self._sock = None
         for fut in self._exits.values():
             if not fut.done():
                 fut.set_result(UNKNOWN_STATUS)
         self._exits.clear()
+        self._on_writable()  # a sender waiting for room finds the zygote gone
 
     async def close(self) -> None:
         self._detach()  # EOF makes the zygote exit

@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from brazier.model.errors import ServiceException
+from brazier.model.errors import ServiceException, TooManyRequestsException
 from brazier.model.invocation import (
     FunctionSpec,
     InvokeRequest,
@@ -22,7 +22,12 @@ from brazier.model.invocation import (
     LogSink,
     WorkerStatistics,
 )
-from brazier.sandbox import RuntimeUnavailable, SandboxFactory, SandboxUnavailable
+from brazier.sandbox import (
+    RuntimeUnavailable,
+    SandboxCapacityExceeded,
+    SandboxFactory,
+    SandboxUnavailable,
+)
 from brazier.worker.environment import Environment, EnvState
 from brazier.worker.pool import EnvironmentPool
 
@@ -109,6 +114,14 @@ class LocalWorker:
         pool, env = await self._environment_for(request)
         try:
             result = await env.invoke(request)
+        except SandboxCapacityExceeded as exc:
+            await env.aclose()
+            pool.forget(env)
+            # As Lambda throttles past what it can scale to: transient, the caller retries.
+            log.info("invoke of %s throttled: %s", request.spec.name, exc)
+            raise TooManyRequestsException(
+                "Rate Exceeded.", reason="ConcurrentInvocationLimitExceeded"
+            ) from exc
         except (RuntimeUnavailable, SandboxUnavailable) as exc:
             await env.aclose()
             pool.forget(env)
