@@ -33,6 +33,21 @@ ROWS = [
 ]  # fmt: skip
 
 
+def _protection_cell(v: dict[str, Any]) -> str:
+    """The server under hostile load: memory under oversized requests, answers under a burst."""
+    if "rss_peak_mib" in v:
+        return (
+            f"peak RSS {v['rss_peak_mib']} MiB (+{v['rss_growth_mib']} MiB from "
+            f"{v['rss_before_mib']}); answers {v['answers']}"
+        )
+    h = v["health"]
+    return (
+        f"{v['status_200']} OK, {v['status_429']} 429, {v['status_5xx']} 5xx "
+        f"in {v['seconds']} s; /health p50 {h.get('p50_ms')} ms, p99 {h.get('p99_ms')} ms, "
+        f"max {h.get('max_ms')} ms; {v['zygotes_replaced']} zygotes replaced"
+    )
+
+
 def cell(v: dict[str, Any]) -> str:
     if "p50_ms" in v:
         return f"p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms (n={v['n']})"
@@ -51,18 +66,8 @@ def cell(v: dict[str, Any]) -> str:
         return text + ")"
     if "seconds_until_all_running" in v:
         return f"{v['seconds_until_all_running']} s until all {v['succeeded']} run"
-    if "rss_peak_mib" in v:
-        return (
-            f"peak RSS {v['rss_peak_mib']} MiB (+{v['rss_growth_mib']} MiB from "
-            f"{v['rss_before_mib']}); answers {v['answers']}"
-        )
-    if "status_429" in v:
-        h = v["health"]
-        return (
-            f"{v['status_200']} OK, {v['status_429']} 429, {v['status_5xx']} 5xx "
-            f"in {v['seconds']} s; /health p50 {h.get('p50_ms')} ms, p99 {h.get('p99_ms')} ms, "
-            f"max {h.get('max_ms')} ms; {v['zygotes_replaced']} zygotes replaced"
-        )
+    if "rss_peak_mib" in v or "status_429" in v:
+        return _protection_cell(v)
     if "pss_mib_median" in v:
         return (
             f"PSS median {v['pss_mib_median']} MiB; MemAvailable drop "
