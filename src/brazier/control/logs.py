@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from brazier.model.arns import LATEST, resolve_ref
 from brazier.model.identity import Caller
+from brazier.model.logs import LogGroupKey
 from brazier.store.base import MetadataStore
 from brazier.store.logs import LogEvent, LogStore
 
@@ -16,7 +17,13 @@ class LogService:
     async def function_events(
         self, caller: Caller, function: str, *, after_seq: int = 0, limit: int = 1000
     ) -> list[LogEvent]:
+        """The events of ``function``'s log group in the caller's account and region.
+
+        A function the caller does not have (any more) reads the caller's own
+        ``/aws/lambda/<name>``: never a group of another account or region.
+        """
         name, _ = resolve_ref(function, None, region=caller.region, account=caller.account)
         fv = await self.metadata.get_version(caller.account, caller.region, name, LATEST)
         group = fv.log_group if fv is not None else f"/aws/lambda/{name}"
-        return await self.logs.query(group, after_seq=after_seq, limit=limit)
+        key = LogGroupKey(caller.account, caller.region, group)
+        return await self.logs.query(key, after_seq=after_seq, limit=limit)

@@ -17,29 +17,60 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from brazier.model.logs import LogGroupKey
 from brazier.store import log_writer
 
 log = logging.getLogger(__name__)
 
-Batch = list[tuple[str, str, int, int, str]]
+# (account, region, group, stream, timestamp, ingested, message)
+Row = tuple[str, str, str, str, int, int, str]
+Batch = list[Row]
+
+SCHEMA_VERSION = 2  # 1: events keyed by group name only; 2: by (account, region, group)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_events (
     seq        INTEGER PRIMARY KEY,
+    account    TEXT NOT NULL,
+    region     TEXT NOT NULL,
     log_group  TEXT NOT NULL,
     log_stream TEXT NOT NULL,
     timestamp  INTEGER NOT NULL,
     ingested   INTEGER NOT NULL,
     message    TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS log_events_group ON log_events(log_group, timestamp, seq);
-CREATE INDEX IF NOT EXISTS log_events_stream ON log_events(log_group, log_stream, seq);
 """
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS log_events_owned_group"
+    " ON log_events(account, region, log_group, seq)",
+    "CREATE INDEX IF NOT EXISTS log_events_owned_stream"
+    " ON log_events(account, region, log_group, log_stream, seq)",
+)
+
+# Who owned a group name before groups had owners: (account, region) of every function (any
+# version) whose log group has that name. Used once, by the migration from schema 1.
+GroupOwners = Callable[[], Iterable[tuple[str, str, str]]]
+
+
+def metadata_group_owners(metadata: sqlite3.Connection) -> GroupOwners:
+    """``owners`` for ``LogStore``: the (account, region, group) of every function version in
+    the metadata store (``store.sqlite``'s tables)."""
+
+    def owners() -> list[tuple[str, str, str]]:
+        rows = metadata.execute(
+            "SELECT DISTINCT f.account, f.region,"
+            " COALESCE(json_extract(v.config, '$.logging.log_group'), '/aws/lambda/' || f.name)"
+            " FROM versions v JOIN functions f ON f.id = v.function_id"
+        ).fetchall()
+        return [(str(a), str(r), str(g)) for a, r, g in rows]
+
+    return owners
+
 
 WRITER_RETRY_S = 5.0  # after the writer failed to start, write in-process this long
 WRITER_ACK_TIMEOUT_S = 30.0  # a writer that has not committed a batch by then is replaced
@@ -48,7 +79,6 @@ MAX_BUFFER = 200_000  # events held before new ones are dropped (and counted)
 
 @dataclass(frozen=True, slots=True)
 class LogEvent:
-    log_group: str
     log_stream: str
     timestamp: int
     message: str
@@ -58,14 +88,21 @@ class LogEvent:
 class LogStore:
     """Implements ``brazier.model.invocation.LogSink`` over SQLite."""
 
-    def __init__(self, path: Path, *, flush_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        flush_interval: float = 0.2,
+        owners: GroupOwners | None = None,
+    ) -> None:
+        """``owners``: for a logs.db of schema 1, who owns which group name (see ``_migrate``)."""
         self._path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
-        self._buffer: list[tuple[str, str, int, int, str]] = []
+        self._migrate(owners or (lambda: ()))
+        self._buffer: Batch = []
         self._flush_interval = flush_interval
         self._lock = threading.Lock()
         self._inflight: asyncio.Future[int] | None = None
@@ -73,27 +110,71 @@ class LogStore:
         self._writer_retry_at = 0.0
         self.dropped = 0
 
-    def append(self, group: str, stream: str, events: list[tuple[int, str]]) -> None:
+    def _migrate(self, owners: GroupOwners) -> None:
+        """Bring the file to ``SCHEMA_VERSION``, in one transaction.
+
+        Schema 1 keyed events by group name only. Its events go to the one (account, region)
+        whose functions use that group name; a name used in several accounts or regions, or by
+        no function any more, cannot be attributed: its events get no owner (account and region
+        ``""``), so nobody reads them, and retention removes them in time.
+        """
+        db = self._db
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version >= SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(log_events)")}
+            if not cols:
+                db.execute(_SCHEMA)
+            elif "account" not in cols:
+                db.execute("ALTER TABLE log_events ADD COLUMN account TEXT NOT NULL DEFAULT ''")
+                db.execute("ALTER TABLE log_events ADD COLUMN region TEXT NOT NULL DEFAULT ''")
+                db.execute("DROP INDEX IF EXISTS log_events_group")
+                db.execute("DROP INDEX IF EXISTS log_events_stream")
+                by_name: dict[str, set[tuple[str, str]]] = {}
+                for account, region, group in owners():
+                    by_name.setdefault(group, set()).add((account, region))
+                for group, where in by_name.items():
+                    if len(where) == 1:
+                        ((account, region),) = where
+                        db.execute(
+                            "UPDATE log_events SET account = ?, region = ? WHERE log_group = ?",
+                            (account, region, group),
+                        )
+                    else:
+                        log.warning(
+                            "log group %s is used in %d accounts/regions: its old events are"
+                            " kept unowned",
+                            group,
+                            len(where),
+                        )
+            for index in _INDEXES:
+                db.execute(index)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def append(self, group: LogGroupKey, stream: str, events: list[tuple[int, str]]) -> None:
         if len(self._buffer) >= MAX_BUFFER:
             self.dropped += len(events)
             return
-        self._buffer.extend((group, stream, ts, ts, msg) for ts, msg in events)
+        account, region, name = group.account, group.region, group.name
+        self._buffer.extend((account, region, name, stream, ts, ts, msg) for ts, msg in events)
 
-    def _take(self) -> list[tuple[str, str, int, int, str]]:
+    def _take(self) -> Batch:
         """Swap the buffer out (on the event loop thread, where appends happen)."""
         batch, self._buffer = self._buffer, []
         return batch
 
-    def _write(self, batch: list[tuple[str, str, int, int, str]]) -> int:
+    def _write(self, batch: Batch) -> int:
         if not batch:
             return 0
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO log_events(log_group, log_stream, timestamp, ingested, message)"
-                " VALUES (?,?,?,?,?)",
-                batch,
-            )
+            self._db.executemany(log_writer.INSERT, batch)
             self._db.execute("COMMIT")
         return len(batch)
 
@@ -173,7 +254,7 @@ class LogStore:
 
     async def query(
         self,
-        group: str,
+        group: LogGroupKey,
         *,
         stream: str | None = None,
         start_time: int | None = None,
@@ -186,8 +267,8 @@ class LogStore:
             with contextlib.suppress(sqlite3.Error):
                 await asyncio.shield(inflight)
         await self._commit_buffer()
-        where = "log_group = ? AND seq > ?"
-        args: list[object] = [group, after_seq]
+        where = "account = ? AND region = ? AND log_group = ? AND seq > ?"
+        args: list[object] = [group.account, group.region, group.name, after_seq]
         if stream is not None:
             where += " AND log_stream = ?"
             args.append(stream)
@@ -198,7 +279,7 @@ class LogStore:
         with self._lock:
             rows = self._db.execute(
                 # ``where`` is assembled from fixed fragments only; every value is a parameter.
-                "SELECT log_group, log_stream, timestamp, message, seq FROM log_events"  # noqa: S608
+                "SELECT log_stream, timestamp, message, seq FROM log_events"  # noqa: S608
                 f" WHERE {where} ORDER BY seq LIMIT ?",
                 args,
             ).fetchall()

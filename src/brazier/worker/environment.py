@@ -112,7 +112,7 @@ class Environment:
         self._stack: AsyncExitStack | None = None
         self._exited: asyncio.Future[None] | None = None
         self._exit_status: ExitStatus | None = None
-        self._log = InvocationLog(spec.log_group, self.log_stream, sink)
+        self._log = InvocationLog(spec.log_group_key, self.log_stream, sink)
         self._lines = logformat.PlatformLines(spec.log_format, spec.system_log_level)
         self._frozen = False
         self._freezer: asyncio.Task[None] | None = None

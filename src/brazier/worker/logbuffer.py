@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from brazier.model.invocation import LogSink
+from brazier.model.logs import LogGroupKey
 
 TAIL_BYTES = 4096
 MAX_LINE = 256 * 1024  # Lambda splits events at 256 KB
@@ -13,7 +14,7 @@ MAX_LINE = 256 * 1024  # Lambda splits events at 256 KB
 class InvocationLog:
     """Line-splits output for one log stream; records the current invocation's text for Tail."""
 
-    def __init__(self, group: str, stream: str, sink: LogSink) -> None:
+    def __init__(self, group: LogGroupKey, stream: str, sink: LogSink) -> None:
         self.group = group
         self.stream = stream
         self._sink = sink
