@@ -218,3 +218,48 @@ def test_one_group_name_in_two_accounts_and_regions_is_three_groups(tmp_path: Pa
             return [[e.message for e in await store.query(key)] for key in keys]
 
     assert asyncio.run(main()) == [["0\n"], ["1\n"], ["2\n"]]
+
+
+def test_events_past_their_retention_are_deleted_at_start_and_by_each_sweep(
+    tmp_path: Path,
+) -> None:
+    day_ms = 86_400_000
+    now = [1_800_000_000.0]  # the wall clock, in seconds
+    t0 = int(now[0] * 1000)
+
+    async def main() -> list[list[str]]:
+        store = LogStore(
+            tmp_path / "logs.db",
+            flush_interval=0.01,
+            retention_days=2,
+            sweep_interval=0.05,
+            wall_clock=lambda: now[0],
+        )
+        store.append(GROUP, "s", [(t0 - 3 * day_ms, "3 days old\n"), (t0 - day_ms, "1 day\n")])
+        store.flush()
+        seen = []
+        async with store.running():
+            await asyncio.sleep(0.02)
+            seen.append([e.message for e in await store.query(GROUP)])
+            store.append(GROUP, "s", [(t0, "now\n")])
+            now[0] += 1.5 * 86400  # "1 day" is now 2.5 days old; "now" 1.5 days
+            await asyncio.sleep(0.2)
+            seen.append([e.message for e in await store.query(GROUP)])
+        return seen
+
+    assert asyncio.run(main()) == [["1 day\n"], ["now\n"]]
+    with sqlite3.connect(tmp_path / "logs.db") as db:
+        assert db.execute("SELECT count(*) FROM log_events").fetchone() == (1,)
+
+
+def test_the_buffer_holds_at_most_max_buffer_bytes_and_counts_what_it_drops(
+    tmp_path: Path,
+) -> None:
+    store = LogStore(tmp_path / "logs.db")
+    mib = "m" * (1024 * 1024)
+    for i in range(20):
+        store.append(GROUP, "s", [(i, mib)])
+    assert store.dropped == 20 - logs.MAX_BUFFER_BYTES // len(mib)
+    assert store.flush() == logs.MAX_BUFFER_BYTES // len(mib)
+    store.append(GROUP, "s", [(99, mib)])  # room again once flushed
+    assert store.flush() == 1

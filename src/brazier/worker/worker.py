@@ -23,6 +23,7 @@ from brazier.model.invocation import (
 )
 from brazier.sandbox import RuntimeUnavailable, SandboxFactory, SandboxUnavailable
 from brazier.worker.environment import Environment
+from brazier.worker.logbuffer import IngestQuotas
 from brazier.worker.pool import EnvironmentPool
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class LocalWorker:
         self._freeze_after = freeze_after
         self._prewarm_runtimes = prewarm_runtimes
         self._pools: dict[tuple[str, ...], EnvironmentPool] = {}
+        self._log_quotas = IngestQuotas(clock=clock)
         self._tasks: asyncio.TaskGroup | None = None
         self.reaped = 0
 
@@ -97,6 +99,7 @@ class LocalWorker:
             self._sink,
             init_timeout=self._init_timeout,
             clock=self._clock,
+            log_quota=self._log_quotas.bucket(spec.account, spec.region, spec.name),
         )
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
