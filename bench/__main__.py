@@ -9,10 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import control_plane, invoke
+from bench import control_plane, invoke, log_flood
 from bench.common import ROOT, git_revision, machine, speed
 
-SUITES = {"control_plane": control_plane.run, "invoke": invoke.run}
+SUITES = {
+    "control_plane": control_plane.run,
+    "invoke": invoke.run,
+    "log_flood": log_flood.run,
+}
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ ROWS = [
     ("invoke", "throughput_8_clients_1769mb", "Throughput, 8 concurrent clients (wrk), 1769 MB", "≥ 3,000/s"),
     ("invoke", "burst_0_to_100", "Burst: 0 to 100 concurrent environments", "≤ 1 s"),
     ("invoke", "idle_environments", "Idle environments (1,000 started)", "≤ 3 MiB PSS each"),
+    ("log_flood", "flood_200mb", "One invocation printing 200 MB", "server RSS +50 MB at most"),
+    ("log_flood", "flood_600mb", "One invocation printing 600 MB", "server RSS +50 MB at most"),
 ]  # fmt: skip
 
 
@@ -47,6 +49,12 @@ def cell(v: dict[str, Any]) -> str:
             f"PSS median {v['pss_mib_median']} MiB; MemAvailable drop "
             f"{v['mem_available_drop_mib_per_env']} MiB each; {v['environments']} started in "
             f"{v['seconds_to_start_all']} s"
+        )
+    if "server_peak_rss_growth_mib" in v:
+        return (
+            f"server peak RSS +{v['server_peak_rss_growth_mib']} MiB; {v['stored_events']:,} events"
+            f" ({v['stored_function_mib']} MiB) stored, {v['dropped_records_reported']:,} lines"
+            f" reported dropped; logs.db +{v['logs_db_growth_mib']} MiB; {v['invoke_seconds']} s"
         )
     return json.dumps(v)
 
