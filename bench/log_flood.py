@@ -1,8 +1,10 @@
-"""Log floods: the server's peak RSS growth while one invocation prints 200 MB (and 600 MB), and
-what is stored of it (issue 11 item 7; target: RSS +50 MB at most, whatever the output)."""
+"""Log floods: the server's peak RSS growth while one invocation prints 200 MB (and 600 MB) of
+1 KiB lines, and 200 MB of empty lines, and what is stored of it (issue 11 item 7; target: RSS
++50 MB at most, whatever the output)."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +24,8 @@ FLOOD_PY = make_zip(
         "app.py": (
             "import sys\n"
             "def handler(event, context):\n"
-            "    row = ('x' * 1023 + '\\n') * 1024\n"
+            "    line = event.get('line', 'x' * 1023 + '\\n')\n"
+            "    row = line * (1048576 // len(line))\n"
             "    for _ in range(event['mib']):\n"
             "        sys.stdout.write(row)\n"
             "    sys.stdout.flush()\n"
@@ -54,15 +57,15 @@ def _stored(url: str, name: str) -> tuple[int, int, int]:
         for e in page:
             msg = e["message"]
             events += 1
-            if msg.startswith("x"):
+            if msg.startswith("x") or msg == "\n":
                 size += len(msg)
             elif msg.startswith("LOGS_DROPPED "):
                 dropped += int(msg.split("DroppedRecords: ")[1].split("\t")[0])
         after = page[-1]["seq"]
 
 
-def flood(srv: Any, client: Any, mib: int) -> dict[str, Any]:
-    name = f"flood-{mib}"
+def flood(srv: Any, client: Any, mib: int, line: str | None = None) -> dict[str, Any]:
+    name = f"flood-{mib}-{'empty' if line == chr(10) else 'kib'}"
     client.create_function(
         FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
         Code={"ZipFile": FLOOD_PY}, Timeout=300, MemorySize=256,
@@ -76,7 +79,8 @@ def flood(srv: Any, client: Any, mib: int) -> dict[str, Any]:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # peak RSS := current RSS
     rss_before = _status_kib(pid, "VmRSS")
     t0 = time.perf_counter()
-    out = client.invoke(FunctionName=name, Payload=f'{{"mib": {mib}}}'.encode())
+    event = {"mib": mib} if line is None else {"mib": mib, "line": line}
+    out = client.invoke(FunctionName=name, Payload=json.dumps(event).encode())
     seconds = time.perf_counter() - t0
     if out["StatusCode"] != 200 or "FunctionError" in out:
         raise RuntimeError(f"the flood failed: {out}")
@@ -98,8 +102,10 @@ def flood(srv: Any, client: Any, mib: int) -> dict[str, Any]:
 
 def run(tmp: Path, *, quick: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with server(tmp) as srv:
-        client = lambda_client(srv.url)
-        for mib in (200,) if quick else (200, 600):
-            results[f"flood_{mib}mb"] = flood(srv, client, mib)
+    cases = [("flood_200mb", 200, None), ("flood_200mb_empty_lines", 200, "\n")]
+    if not quick:
+        cases.insert(1, ("flood_600mb", 600, None))
+    for key, mib, line in cases:  # each in a fresh server: growth from its own baseline
+        with server(tmp / key) as srv:
+            results[key] = flood(srv, lambda_client(srv.url), mib, line)
     return results

@@ -23,6 +23,7 @@ ROWS = [
     ("invoke", "idle_environments", "Idle environments (1,000 started)", "≤ 3 MiB PSS each"),
     ("log_flood", "flood_200mb", "One invocation printing 200 MB", "server RSS +50 MB at most"),
     ("log_flood", "flood_600mb", "One invocation printing 600 MB", "server RSS +50 MB at most"),
+    ("log_flood", "flood_200mb_empty_lines", "One invocation printing 200 MB of empty lines", "server RSS +50 MB at most"),
 ]  # fmt: skip
 
 

@@ -4,6 +4,7 @@ group's events go to the account and region of the functions that use it (a real
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import botocore.auth
@@ -42,12 +43,19 @@ def test_schema_1_events_follow_their_functions(tmp_path: Path) -> None:
     (data / "logs.db").unlink()
     for extra in ("logs.db-wal", "logs.db-shm"):
         (data / extra).unlink(missing_ok=True)
+    now_ms = int(time.time() * 1000)  # within retention
     with sqlite3.connect(data / "logs.db") as db:
         db.executescript(_SCHEMA_1)
         db.executemany(
             "INSERT INTO log_events(log_group, log_stream, timestamp, ingested, message)"
-            " VALUES (?, 's', 1, 1, ?)",
-            [("/aws/lambda/east", "east line\n"), ("/custom/west", "west line\n")],
+            " VALUES (?, 's', ?, ?, ?)",
+            [
+                (group, now_ms, now_ms, line)
+                for group, line in [
+                    ("/aws/lambda/east", "east line\n"),
+                    ("/custom/west", "west line\n"),
+                ]
+            ],
         )
     with running_server(data) as srv:
         assert _messages(srv.url, "east", "us-east-1") == ["east line\n"]

@@ -13,7 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from brazier.model.logs import INGEST_BURST_BYTES, INGEST_RATE_BYTES_PER_S, MAX_LINE_BYTES
+from brazier.model.logs import (
+    EVENT_OVERHEAD_BYTES,
+    INGEST_BURST_BYTES,
+    INGEST_RATE_BYTES_PER_S,
+    MAX_LINE_BYTES,
+)
 
 from support import ServerProcess, lambda_client, make_zip, running_server, wait_active
 
@@ -101,6 +106,44 @@ def test_a_100_mb_flood_is_bounded_in_memory_and_in_stored_events(srv: ServerPro
     assert kept + dropped == 100 * 1024 + 3 + 1
     print(f"flood: {elapsed:.2f} s, RSS +{grown_mib:.1f} MiB, {stored / MiB:.1f} MiB stored")
     assert messages[-1].startswith("REPORT RequestId:")
+
+
+EMPTY_LINES = """
+import sys
+def handler(event, context):
+    row = '\\n' * 1048576
+    for _ in range(event['mib']):
+        sys.stdout.write(row)
+    return 'done'
+"""
+
+
+def test_a_flood_of_empty_lines_is_bounded_too(srv: ServerProcess) -> None:
+    client = lambda_client(srv.url)
+    client.create_function(
+        FunctionName="empty-lines", Runtime="python3.11", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": EMPTY_LINES})}, Timeout=120, MemorySize=256,
+    )  # fmt: skip
+    wait_active(client, "empty-lines")
+    assert srv.proc is not None
+    pid = srv.proc.pid
+    client.invoke(FunctionName="empty-lines", Payload=b'{"mib": 0}')
+    time.sleep(0.5)
+    reset_peak_rss(pid)
+    before_kib = rss_kib(pid, "VmRSS")
+    started = time.monotonic()
+    out = client.invoke(FunctionName="empty-lines", Payload=b'{"mib": 50}')
+    elapsed = time.monotonic() - started
+    assert out["Payload"].read() == b'"done"'
+    grown_mib = (rss_kib(pid, "VmHWM") - before_kib) / 1024
+    assert grown_mib < 50, f"server RSS grew by {grown_mib:.1f} MiB"
+    messages = [e["message"] for e in _logs(srv.url, "empty-lines")]
+    empty = messages.count("\n")
+    per_event = 1 + EVENT_OVERHEAD_BYTES
+    assert 0 < empty <= (INGEST_BURST_BYTES + INGEST_RATE_BYTES_PER_S * (elapsed + 1)) / per_event
+    assert any(m.startswith("LOGS_DROPPED ") for m in messages)
+    assert messages[-1].startswith("REPORT RequestId:")  # platform lines are never dropped
+    print(f"empty lines: {elapsed:.2f} s, RSS +{grown_mib:.1f} MiB, {empty} events stored")
 
 
 def test_old_events_are_deleted_at_start(tmp_path: Path) -> None:

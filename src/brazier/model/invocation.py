@@ -110,8 +110,16 @@ class InvokeResult:
 class LogSink(Protocol):
     """Where log events go (a store-backed implementation is wired in by ``app.py``)."""
 
-    def append(self, group: LogGroupKey, stream: str, events: list[tuple[int, str]]) -> None:
-        """Queue events ``(timestamp_ms, message)``; never blocks, never raises."""
+    def append(
+        self,
+        group: LogGroupKey,
+        stream: str,
+        events: list[tuple[int, str]],
+        *,
+        platform: bool = False,
+    ) -> bool:
+        """Queue events ``(timestamp_ms, message)``; never blocks, never raises. False: the sink
+        is full and dropped them all (it never drops ``platform`` ones: START, END...)."""
 
 
 @dataclass(frozen=True, slots=True)

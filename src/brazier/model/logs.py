@@ -24,6 +24,9 @@ MAX_LINE_BYTES: Final = 256 * 1024
 # ``platform.logsDropped``.
 INGEST_RATE_BYTES_PER_S: Final = 2 * 1024 * 1024
 INGEST_BURST_BYTES: Final = 8 * 1024 * 1024
+# What each event costs the quota besides its bytes (CloudWatch Logs counts 26 bytes per event in
+# PutLogEvents' batch size): floods of empty lines are held to 77,000 events/s, not 2 million.
+EVENT_OVERHEAD_BYTES: Final = 26
 
 # Events retained by default (``--log-retention-days``), and how often old ones are swept.
 DEFAULT_RETENTION_DAYS: Final = 30

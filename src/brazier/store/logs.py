@@ -78,7 +78,7 @@ def metadata_group_owners(metadata: sqlite3.Connection) -> GroupOwners:
 
 WRITER_RETRY_S = 5.0  # after the writer failed to start, write in-process this long
 WRITER_ACK_TIMEOUT_S = 30.0  # a writer that has not committed a batch by then is replaced
-MAX_BUFFER = 200_000  # events held before new ones are dropped (and counted)
+MAX_BUFFER = 50_000  # events held before new ones are dropped (and counted)
 # Bytes of messages held (all functions together) before new events are dropped (and counted):
 # with ``flush_interval`` 0.2 s this is 80 MiB/s of ingestion, 40 functions at their full quota.
 MAX_BUFFER_BYTES = 16 * 1024 * 1024
@@ -117,6 +117,7 @@ class LogStore:
         self._migrate(owners or (lambda: ()))
         self._buffer: Batch = []
         self._buffer_bytes = 0
+        self._wake = asyncio.Event()  # set by a filling buffer and at stop: flush now
         self._retention_days = retention_days
         self._sweep_interval = sweep_interval
         self._wall_clock = wall_clock
@@ -175,14 +176,27 @@ class LogStore:
             db.execute("ROLLBACK")
             raise
 
-    def append(self, group: LogGroupKey, stream: str, events: list[tuple[int, str]]) -> None:
+    def append(
+        self,
+        group: LogGroupKey,
+        stream: str,
+        events: list[tuple[int, str]],
+        *,
+        platform: bool = False,
+    ) -> bool:
+        """Buffer ``events``; dropped (False) when the buffer is full, unless ``platform``
+        (START, END, REPORT, drop reports: a handful per invocation, always kept)."""
         size = sum(len(msg) for _, msg in events)
-        if len(self._buffer) >= MAX_BUFFER or self._buffer_bytes + size > MAX_BUFFER_BYTES:
+        count = len(self._buffer)
+        if not platform and (count >= MAX_BUFFER or self._buffer_bytes + size > MAX_BUFFER_BYTES):
             self.dropped += len(events)
-            return
+            return False
         self._buffer_bytes += size
         account, region, name = group.account, group.region, group.name
         self._buffer.extend((account, region, name, stream, ts, ts, msg) for ts, msg in events)
+        if count >= MAX_BUFFER // 4 or self._buffer_bytes >= MAX_BUFFER_BYTES // 4:
+            self._wake.set()  # a flood: hand it to the writer now, not at the next interval
+        return True
 
     def _take(self) -> Batch:
         """Swap the buffer out (on the event loop thread, where appends happen)."""
@@ -214,7 +228,8 @@ class LogStore:
         async def flush_forever() -> None:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._flush_interval)
+                    await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+                self._wake.clear()
                 await self._commit_buffer()
 
         async def sweep_forever() -> None:
@@ -238,6 +253,7 @@ class LogStore:
                     yield self
                 finally:
                     stop.set()
+                    self._wake.set()
             await self._commit_buffer()
         finally:
             if self._writer is not None:

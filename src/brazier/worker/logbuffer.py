@@ -10,10 +10,13 @@ newlines, so a function printing hundreds of megabytes keeps the server's memory
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections.abc import Callable
+from itertools import accumulate
 
 from brazier.model.invocation import LogSink
 from brazier.model.logs import (
+    EVENT_OVERHEAD_BYTES,
     INGEST_BURST_BYTES,
     INGEST_RATE_BYTES_PER_S,
     MAX_LINE_BYTES,
@@ -23,32 +26,57 @@ from brazier.model.logs import (
 TAIL_BYTES = 4096
 # A line's text is cut so that the event, with its newline, is at most MAX_LINE_BYTES.
 _MAX_TEXT = MAX_LINE_BYTES - 1
+_EVENT_COST = 1 + EVENT_OVERHEAD_BYTES  # what an event costs besides its text: newline, overhead
+_RESUME_BYTES = 256 * 1024  # an exhausted quota takes lines again once this much is back
 
 
 class IngestBucket:
-    """A token bucket of bytes: refilled at ``rate`` per second, holding at most ``burst``."""
+    """A token bucket of bytes: refilled at ``rate`` per second, holding at most ``burst``.
+
+    Once ``exhaust``-ed (something was dropped) it offers nothing until ``resume`` bytes have
+    come back: output is then dropped chunk by chunk, cheaply, instead of being split into lines
+    on every read for the few bytes each read would refill.
+    """
 
     def __init__(
         self,
         rate: float = INGEST_RATE_BYTES_PER_S,
         burst: float = INGEST_BURST_BYTES,
         *,
+        resume: float = _RESUME_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rate = rate
         self.burst = burst
+        self._resume = resume
         self._clock = clock
         self._tokens = burst
         self._at = clock()
+        self._dry = False
 
-    def take(self, n: int) -> bool:
-        """Take ``n`` bytes if they fit now."""
+    def available(self) -> float:
+        """The bytes that may be taken now."""
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
         self._at = now
-        if n > self._tokens:
-            return False
+        if self._dry:
+            if self._tokens < self._resume:
+                return 0.0
+            self._dry = False
+        return self._tokens
+
+    def spend(self, n: int) -> None:
         self._tokens -= n
+
+    def exhaust(self) -> None:
+        """Something did not fit: offer nothing until ``resume`` bytes are back."""
+        self._dry = True
+
+    def take(self, n: int) -> bool:
+        """Take ``n`` bytes if they fit now."""
+        if n > self.available():
+            return False
+        self.spend(n)
         return True
 
 
@@ -116,9 +144,14 @@ class InvocationLog:
         self._recording = False
         return bytes(self._tail[-TAIL_BYTES:])
 
-    def _emit(self, lines: list[str]) -> None:
+    def _emit(self, lines: list[str], *, platform: bool = False) -> None:
         now = int(time.time() * 1000)
-        self._sink.append(self.group, self.stream, [(now, line) for line in lines])
+        events = [(now, line) for line in lines]
+        if not self._sink.append(self.group, self.stream, events, platform=platform):
+            # The server's buffer is full (many floods at once): dropped, and reported as such.
+            self.dropped_records += len(lines)
+            self.dropped_bytes += sum(len(line.encode()) for line in lines)
+            return
         if self._recording:
             for line in lines:
                 self._tail += line.encode()
@@ -130,31 +163,40 @@ class InvocationLog:
             line = self._dropped_line(self.dropped_records, self.dropped_bytes)
             self.dropped_records = self.dropped_bytes = 0
             if line is not None:
-                self._emit([line])
+                self._emit([line], platform=True)
 
     def _ingest(self, lines: list[bytes]) -> None:
-        """Events for ``lines`` (texts without their newline), as far as the quota allows."""
-        if not lines:
+        """Events for ``lines`` (texts without their newline), as far as the quota allows.
+
+        Each event costs its bytes, newline included, plus ``EVENT_OVERHEAD_BYTES``; the lines
+        that fit are kept in order, and the rest of this chunk is dropped. (All in C-level
+        loops: a chunk of 64 Ki empty lines costs no Python-level step per line.)
+        """
+        n = len(lines)
+        if not n:
             return
-        size = sum(map(len, lines)) + len(lines)
-        if self._bucket.take(size):
-            kept = len(lines)
-        else:
-            kept = 0
-            for line in lines:  # those that fit, in order; after the first that does not, none
-                if not self._bucket.take(len(line) + 1):
-                    break
-                kept += 1
-            dropped = lines[kept:]
-            self.dropped_records += len(dropped)
-            self.dropped_bytes += size - sum(map(len, lines[:kept])) - kept
+        ends = list(accumulate(map(len, lines)))  # text bytes up to and including line i
+
+        def cost(i: int) -> int:  # of lines[0..i]
+            return ends[i] + (i + 1) * _EVENT_COST
+
+        avail = self._bucket.available()
+        kept = n if cost(n - 1) <= avail else bisect_right(range(n), avail, key=cost)
         if kept:
-            self._report_drops()
+            self._bucket.spend(cost(kept - 1))
+            self._report_drops()  # the gap before these lines
             self._emit([c.decode("utf-8", "replace") + "\n" for c in lines[:kept]])
+        if kept < n:
+            self._bucket.exhaust()
+            self.dropped_records += n - kept
+            self.dropped_bytes += ends[-1] - (ends[kept - 1] if kept else 0) + (n - kept)
 
     def feed(self, data: bytes) -> None:
         if self._partial:
             data = self._partial + data
+        if self._bucket.available() < _EVENT_COST:
+            self._drop(data)
+            return
         *complete, self._partial = data.split(b"\n")
         if len(self._partial) > _MAX_TEXT:
             *more, self._partial = _cut(self._partial)
@@ -162,6 +204,24 @@ class InvocationLog:
         if complete and max(map(len, complete)) > _MAX_TEXT:
             complete = [piece for line in complete for piece in _cut(line)]
         self._ingest(complete)
+
+    def _drop(self, data: bytes) -> None:
+        """Count ``data``'s events as dropped, as ``feed`` would cut them, without splitting it:
+        only its first line can be longer than a chunk, so only that one may need cutting."""
+        end = data.rfind(b"\n")
+        if end >= 0:
+            lines = records = data.count(b"\n", 0, end + 1)
+            first = data.find(b"\n")
+            if first > _MAX_TEXT:
+                records += len(_cut(data[:first])) - 1
+            self.dropped_records += records
+            self.dropped_bytes += end + 1 + records - lines  # each cut adds a newline
+            data = data[end + 1 :]
+        if len(data) > _MAX_TEXT:
+            *pieces, data = _cut(data)
+            self.dropped_records += len(pieces)
+            self.dropped_bytes += sum(map(len, pieces)) + len(pieces)
+        self._partial = data
 
     def flush_partial(self) -> None:
         """Emit a last line that has no newline yet (at the end of an invocation)."""
@@ -177,4 +237,4 @@ class InvocationLog:
         self.flush_partial()
         self._report_drops()
         if line is not None:
-            self._emit([line])
+            self._emit([line], platform=True)
