@@ -82,6 +82,9 @@ MAX_BUFFER = 50_000  # events held before new ones are dropped (and counted)
 # Bytes of messages held (all functions together) before new events are dropped (and counted):
 # with ``flush_interval`` 0.2 s this is 80 MiB/s of ingestion, 40 functions at their full quota.
 MAX_BUFFER_BYTES = 16 * 1024 * 1024
+# A page of events read (GetLogEvents' limits): 10,000 events and 1 MB of messages at most.
+MAX_PAGE_EVENTS = 10_000
+MAX_PAGE_BYTES = 1024 * 1024
 _SWEEP_CHUNK = 5000  # events deleted per retention transaction
 
 
@@ -351,7 +354,11 @@ class LogStore:
         after_seq: int = 0,
         limit: int = 1000,
     ) -> list[LogEvent]:
-        """Events of a group (optionally one stream) in order; includes unflushed ones."""
+        """Events of a group (optionally one stream) in order; includes unflushed ones.
+
+        A page holds at most ``limit`` (at most ``MAX_PAGE_EVENTS``) events and
+        ``MAX_PAGE_BYTES`` of messages, as CloudWatch Logs' GetLogEvents: the next page starts
+        after the last ``seq`` returned."""
         inflight = self._inflight
         if inflight is not None and not inflight.done():
             with contextlib.suppress(sqlite3.Error):
@@ -365,15 +372,22 @@ class LogStore:
         if start_time is not None:
             where += " AND timestamp >= ?"
             args.append(start_time)
-        args.append(limit)
+        args.append(max(0, min(limit, MAX_PAGE_EVENTS)))
+        events: list[LogEvent] = []
+        size = 0
         with self._lock:
             rows = self._db.execute(
                 # ``where`` is assembled from fixed fragments only; every value is a parameter.
                 "SELECT log_stream, timestamp, message, seq FROM log_events"  # noqa: S608
                 f" WHERE {where} ORDER BY seq LIMIT ?",
                 args,
-            ).fetchall()
-        return [LogEvent(*r) for r in rows]
+            )
+            for row in rows:  # at most MAX_PAGE_BYTES of messages (and at least one event)
+                size += len(row[2])
+                if events and size > MAX_PAGE_BYTES:
+                    break
+                events.append(LogEvent(*row))
+        return events
 
 
 class WriterGone(Exception):
