@@ -72,13 +72,6 @@ class IngestBucket:
         """Something did not fit: offer nothing until ``resume`` bytes are back."""
         self._dry = True
 
-    def take(self, n: int) -> bool:
-        """Take ``n`` bytes if they fit now."""
-        if n > self.available():
-            return False
-        self.spend(n)
-        return True
-
 
 class IngestQuotas:
     """One bucket per function (account, region, name), shared by its environments."""
@@ -206,8 +199,9 @@ class InvocationLog:
         self._ingest(complete)
 
     def _drop(self, data: bytes) -> None:
-        """Count ``data``'s events as dropped, as ``feed`` would cut them, without splitting it:
-        only its first line can be longer than a chunk, so only that one may need cutting."""
+        """Count ``data``'s events as dropped, as ``feed`` would cut them, without splitting it.
+        ``data`` is the partial line (< 256 KB) and one read of the pipe (64 KiB): only its
+        first line can be longer than 256 KB, so only that one may need cutting."""
         end = data.rfind(b"\n")
         if end >= 0:
             lines = records = data.count(b"\n", 0, end + 1)
