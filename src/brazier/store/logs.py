@@ -152,17 +152,18 @@ class LogStore:
             elif "account" not in cols:
                 db.execute("ALTER TABLE log_events ADD COLUMN account TEXT NOT NULL DEFAULT ''")
                 db.execute("ALTER TABLE log_events ADD COLUMN region TEXT NOT NULL DEFAULT ''")
-                db.execute("DROP INDEX IF EXISTS log_events_group")
-                db.execute("DROP INDEX IF EXISTS log_events_stream")
                 by_name: dict[str, set[tuple[str, str]]] = {}
                 for account, region, group in owners():
                     by_name.setdefault(group, set()).add((account, region))
+                db.execute(
+                    "CREATE TEMP TABLE group_owner"
+                    " (log_group TEXT PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL)"
+                )
                 for group, where in by_name.items():
                     if len(where) == 1:
                         ((account, region),) = where
                         db.execute(
-                            "UPDATE log_events SET account = ?, region = ? WHERE log_group = ?",
-                            (account, region, group),
+                            "INSERT INTO group_owner VALUES (?, ?, ?)", (group, account, region)
                         )
                     else:
                         log.warning(
@@ -171,6 +172,13 @@ class LogStore:
                             group,
                             len(where),
                         )
+                db.execute(  # one pass over the table
+                    "UPDATE log_events SET account = o.account, region = o.region"
+                    " FROM group_owner AS o WHERE o.log_group = log_events.log_group"
+                )
+                db.execute("DROP TABLE group_owner")
+                db.execute("DROP INDEX IF EXISTS log_events_group")
+                db.execute("DROP INDEX IF EXISTS log_events_stream")
             for index in _INDEXES:
                 db.execute(index)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
