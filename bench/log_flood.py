@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,39 @@ def flood(srv: Any, client: Any, mib: int, line: str | None = None) -> dict[str,
     }
 
 
+def concurrent_floods(srv: Any, n: int, mib: int) -> dict[str, Any]:
+    """``n`` functions printing ``mib`` MB each at once: the server's peak RSS growth."""
+    client = lambda_client(srv.url)
+    names = [f"together-{i}" for i in range(n)]
+    for name in names:
+        client.create_function(
+            FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+            Code={"ZipFile": FLOOD_PY}, Timeout=300, MemorySize=256,
+        )  # fmt: skip
+        wait_active(client, name)
+        client.invoke(FunctionName=name, Payload=b'{"mib": 0}')
+    time.sleep(1.0)
+    pid = srv.proc.pid
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    rss_before = _status_kib(pid, "VmRSS")
+    payload = json.dumps({"mib": mib}).encode()
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(n) as pool:
+        outs = list(pool.map(lambda nm: lambda_client(srv.url).invoke(
+            FunctionName=nm, Payload=payload), names))  # fmt: skip
+    seconds = time.perf_counter() - t0
+    if any(o["StatusCode"] != 200 or "FunctionError" in o for o in outs):
+        raise RuntimeError("a flood failed")
+    time.sleep(0.5)
+    return {
+        "functions": n,
+        "printed_mib_each": mib,
+        "seconds": round(seconds, 3),
+        "server_rss_before_mib": round(rss_before / 1024, 1),
+        "server_peak_rss_growth_mib": round((_status_kib(pid, "VmHWM") - rss_before) / 1024, 1),
+    }
+
+
 def run(tmp: Path, *, quick: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {}
     cases = [("flood_200mb", 200, None), ("flood_200mb_empty_lines", 200, "\n")]
@@ -108,4 +142,6 @@ def run(tmp: Path, *, quick: bool = False) -> dict[str, Any]:
     for key, mib, line in cases:  # each in a fresh server: growth from its own baseline
         with server(tmp / key) as srv:
             results[key] = flood(srv, lambda_client(srv.url), mib, line)
+    with server(tmp / "together") as srv:
+        results["flood_8_functions_200mb"] = concurrent_floods(srv, 8, 200)
     return results

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,35 @@ def test_a_flood_of_empty_lines_is_bounded_too(srv: ServerProcess) -> None:
     assert any(m.startswith("LOGS_DROPPED ") for m in messages)
     assert messages[-1].startswith("REPORT RequestId:")  # platform lines are never dropped
     print(f"empty lines: {elapsed:.2f} s, RSS +{grown_mib:.1f} MiB, {empty} events stored")
+
+
+def test_floods_of_four_functions_at_once_are_bounded_together(srv: ServerProcess) -> None:
+    client = lambda_client(srv.url)
+    names = [f"together-{i}" for i in range(4)]
+    for name in names:
+        client.create_function(
+            FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": FLOOD})}, Timeout=120, MemorySize=256,
+        )  # fmt: skip
+        wait_active(client, name)
+        client.invoke(FunctionName=name, Payload=b'{"lines_mib": 0, "long_line": 1}')
+    assert srv.proc is not None
+    pid = srv.proc.pid
+    time.sleep(0.5)
+    reset_peak_rss(pid)
+    before_kib = rss_kib(pid, "VmRSS")
+    payload = b'{"lines_mib": 50, "long_line": 1}'
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda n: lambda_client(srv.url).invoke(
+            FunctionName=n, Payload=payload), names))  # fmt: skip
+    assert [o["Payload"].read() for o in outs] == [b'"done"'] * 4
+    grown_mib = (rss_kib(pid, "VmHWM") - before_kib) / 1024
+    assert grown_mib < 50, f"server RSS grew by {grown_mib:.1f} MiB"
+    for name in names:
+        messages = [e["message"] for e in _logs(srv.url, name)]
+        assert any(m.startswith("LOGS_DROPPED ") for m in messages)
+        assert messages[-1].startswith("REPORT RequestId:")
+    print(f"4 floods at once: RSS +{grown_mib:.1f} MiB")
 
 
 def test_old_events_are_deleted_at_start(tmp_path: Path) -> None:
