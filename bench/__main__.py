@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import burst, control_plane, invoke, oversized
+from bench import burst, control_plane, invoke, log_flood, oversized
 from bench.common import ROOT, git_revision, machine, speed
 
 SUITES = {
@@ -17,6 +17,7 @@ SUITES = {
     "invoke": invoke.run,
     "oversized": oversized.run,
     "burst": burst.run,
+    "log_flood": log_flood.run,
 }
 
 

@@ -30,11 +30,28 @@ ROWS = [
     ("oversized", "sigv4_unsigned_chunked", "100 clients, 100 MB each: unsigned, sigv4", "< 300 MB"),
     ("burst", "burst_half_throttled", "Burst of 2,000 invokes of a 1 s function, limit 1,000", "no 5xx; /health ≤ 100 ms"),
     ("burst", "burst_unthrottled", "Burst of 2,000 invokes of a 1 s function, limit 2,500", "no 5xx; /health ≤ 100 ms"),
+    ("log_flood", "flood_200mb", "One invocation printing 200 MB", "server RSS +50 MB at most"),
+    ("log_flood", "flood_600mb", "One invocation printing 600 MB", "server RSS +50 MB at most"),
+    ("log_flood", "flood_200mb_empty_lines", "One invocation printing 200 MB of empty lines", "server RSS +50 MB at most"),
+    ("log_flood", "flood_8_functions_200mb", "8 functions printing 200 MB each at once", "server RSS +50 MB at most"),
 ]  # fmt: skip
 
 
+def _flood_cell(v: dict[str, Any]) -> str:
+    if "printed_mib_each" in v:
+        return f"server peak RSS +{v['server_peak_rss_growth_mib']} MiB; {v['seconds']} s"
+    return (
+        f"server peak RSS +{v['server_peak_rss_growth_mib']} MiB; {v['stored_events']:,} events"
+        f" ({v['stored_function_mib']} MiB) stored, {v['dropped_records_reported']:,} lines"
+        f" reported dropped; logs.db +{v['logs_db_growth_mib']} MiB; {v['invoke_seconds']} s"
+    )
+
+
 def _protection_cell(v: dict[str, Any]) -> str:
-    """The server under hostile load: memory under oversized requests, answers under a burst."""
+    """The server under hostile load: memory under oversized requests and log floods, answers
+    under a burst."""
+    if "server_peak_rss_growth_mib" in v:
+        return _flood_cell(v)
     if "rss_peak_mib" in v:
         return (
             f"peak RSS {v['rss_peak_mib']} MiB (+{v['rss_growth_mib']} MiB from "
@@ -66,7 +83,7 @@ def cell(v: dict[str, Any]) -> str:
         return text + ")"
     if "seconds_until_all_running" in v:
         return f"{v['seconds_until_all_running']} s until all {v['succeeded']} run"
-    if "rss_peak_mib" in v or "status_429" in v:
+    if "rss_peak_mib" in v or "status_429" in v or "server_peak_rss_growth_mib" in v:
         return _protection_cell(v)
     if "pss_mib_median" in v:
         return (

@@ -35,7 +35,7 @@ from brazier.scheduler.base import Scheduler
 from brazier.store.blobs import BlobStore
 from brazier.store.credentials import CredentialStore
 from brazier.store.layers import SqliteLayerStore
-from brazier.store.logs import LogStore
+from brazier.store.logs import LogStore, metadata_group_owners
 from brazier.store.sqlite import SqliteStore
 from brazier.worker.worker import LocalWorker
 
@@ -77,7 +77,11 @@ def build_app(settings: Settings) -> ASGIApp:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(data_dir / "metadata.db")
-    logs = LogStore(data_dir / "logs.db")
+    logs = LogStore(
+        data_dir / "logs.db",
+        owners=metadata_group_owners(store.db),
+        retention_days=settings.log_retention_days or None,
+    )
     blobs = BlobStore(data_dir / "code")
     blobs.sweep_temp()
     code_urls = CodeUrlSigner(_server_secret(data_dir), settings.base_url)

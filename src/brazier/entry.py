@@ -13,6 +13,7 @@ import click
 
 from brazier import __version__
 from brazier.cli.main import client_commands
+from brazier.model.logs import DEFAULT_RETENTION_DAYS
 from brazier.model.settings import Settings
 
 
@@ -41,6 +42,9 @@ def version() -> None:
               help="Concurrent executions per account before Invoke answers 429.")  # fmt: skip
 @click.option("--idle-ttl", default=600.0, show_default=True, type=float,
               help="Seconds an idle environment is kept before it is reaped.")  # fmt: skip
+@click.option("--log-retention-days", default=DEFAULT_RETENTION_DAYS, show_default=True,
+              type=click.IntRange(min=0),
+              help="Days function log events are kept (0: forever); swept hourly.")  # fmt: skip
 @click.option("--prewarm-runtimes", default="all", show_default=True,
               help="Runtimes ready at start: all, none, or a comma list.")  # fmt: skip
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -60,6 +64,7 @@ def server(
     account_id: str,
     account_concurrency: int,
     idle_ttl: float,
+    log_retention_days: int,
     prewarm_runtimes: str,
     tls_cert: str | None,
     tls_key: str | None,
@@ -83,6 +88,7 @@ def server(
             log_level=log_level,
             account_concurrency=account_concurrency,
             idle_ttl_seconds=idle_ttl,
+            log_retention_days=log_retention_days,
             prewarm_runtimes=(
                 None
                 if prewarm_runtimes == "all"

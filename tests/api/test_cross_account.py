@@ -325,7 +325,6 @@ def test_brazier_sbom_route_stays_in_its_account(world: World, who: str) -> None
     assert own.status_code == 200, own.text
 
 
-@pytest.mark.xfail(reason="logs branch", strict=False)
 @pytest.mark.parametrize("who", ["B", "A-other-region"])
 def test_brazier_logs_route_stays_in_its_account(world: World, who: str) -> None:
     region = OTHER_REGION if who == "A-other-region" else REGION

@@ -21,8 +21,8 @@ async def _factory() -> AsyncIterator[Any]:
 
 
 class _Sink:
-    def append(self, group: str, stream: str, events: list[tuple[int, str]]) -> None:
-        pass
+    def append(self, group: Any, stream: str, events: Any, *, platform: bool = False) -> bool:
+        return True
 
 
 def test_a_failing_background_task_is_logged_and_the_worker_keeps_running() -> None:

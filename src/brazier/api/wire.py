@@ -366,6 +366,9 @@ _PATTERNS: dict[str, Any] = {}
 PATTERN_EXTENSIONS: dict[str, str] = {
     "LayerVersionArn": r"arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[a-zA-Z0-9-_]+:"
     + RANGE_WIRE_PATTERN,
+    # LoggingConfig.LogGroup also takes a log group's ARN (of the caller's own account and region
+    # only: brazier.model.logs.own_log_group), stored as the group's name.
+    "LogGroup": r"arn:aws[a-zA-Z-]*:logs:[a-z0-9-]+:\d{12}:log-group:[\.\-_/#A-Za-z0-9]+(:\*)?",
 }
 
 

@@ -46,6 +46,7 @@ from brazier.model.functions import (
     UpdateStatus,
 )
 from brazier.model.identity import Caller
+from brazier.model.logs import own_log_group
 from brazier.store.base import MetadataStore
 from brazier.store.blobs import BlobStore
 
@@ -166,7 +167,9 @@ class FunctionService:
             )
 
     @staticmethod
-    def _apply(base: FunctionConfig, ch: ConfigChanges, name: str) -> FunctionConfig:
+    def _apply(
+        base: FunctionConfig, ch: ConfigChanges, name: str, caller: Caller
+    ) -> FunctionConfig:
         rules.check_limits(
             ch.memory_size,
             ch.timeout,
@@ -198,7 +201,11 @@ class FunctionService:
                 log_format=fmt,
                 application_log_level=app_level,
                 system_log_level=sys_level,
-                log_group=lg.log_group or logging_cfg.log_group or f"/aws/lambda/{name}",
+                log_group=(
+                    own_log_group(lg.log_group, account=caller.account, region=caller.region)
+                    if lg.log_group
+                    else logging_cfg.log_group or f"/aws/lambda/{name}"
+                ),
             )
         pick = {
             k: v
@@ -282,7 +289,7 @@ class FunctionService:
             code=Code("", "", 0, 0),
             logging=LoggingConfig(log_group=f"/aws/lambda/{name}"),
         )
-        config = self._apply(base, cmd.config, name)
+        config = self._apply(base, cmd.config, name, caller)
         if await self.store.get_tags(caller.account, caller.region, name) is not None:
             raise ResourceConflictException("Function already exist: " + name)
         async with self._ingest(cmd.zip_file) as code:
@@ -373,7 +380,7 @@ class FunctionService:
             raise InvalidParameterValueException("Only $LATEST can be updated.")
         self._check_revision(fv, cmd.revision_id)
         self._check_ready(fv)
-        config = self._apply(fv.config, cmd.config, fv.name)
+        config = self._apply(fv.config, cmd.config, fv.name, caller)
         config = await self._with_layers(caller, config, cmd.config.layers)
         return await self._commit_update(fv, config)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from brazier.model import ids
+from brazier.model.logs import LogGroupKey
 
 PROVISIONED = "provisioned-concurrency"
 
@@ -56,6 +57,10 @@ class FunctionSpec:
     @property
     def provisioned(self) -> bool:
         return self.initialization_type == PROVISIONED
+
+    @property
+    def log_group_key(self) -> LogGroupKey:
+        return LogGroupKey(self.account, self.region, self.log_group)
 
     @property
     def unqualified_arn(self) -> str:
@@ -105,8 +110,16 @@ class InvokeResult:
 class LogSink(Protocol):
     """Where log events go (a store-backed implementation is wired in by ``app.py``)."""
 
-    def append(self, group: str, stream: str, events: list[tuple[int, str]]) -> None:
-        """Queue events ``(timestamp_ms, message)``; never blocks, never raises."""
+    def append(
+        self,
+        group: LogGroupKey,
+        stream: str,
+        events: list[tuple[int, str]],
+        *,
+        platform: bool = False,
+    ) -> bool:
+        """Queue events ``(timestamp_ms, message)``; never blocks, never raises. False: the sink
+        is full and dropped them all (it never drops ``platform`` ones: START, END...)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from brazier.model.logs import DEFAULT_RETENTION_DAYS
+
 AuthMode = Literal["sigv4", "none"]
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
@@ -37,6 +39,8 @@ class Settings:
     account_concurrency: int = 1000
     idle_ttl_seconds: float = 600.0
     init_timeout_seconds: float = 10.0
+    # Days function log events are kept; 0 keeps them forever.
+    log_retention_days: int = DEFAULT_RETENTION_DAYS
     # Runtimes whose zygotes start with the server (None: every supported runtime installed).
     prewarm_runtimes: tuple[str, ...] | None = None
     # Public URL the server is reached at, for Code.Location; derived from host/port if unset.
@@ -58,6 +62,8 @@ class Settings:
             raise ValueError("account concurrency must be at least 1")
         if self.idle_ttl_seconds <= 0:
             raise ValueError("idle TTL must be positive")
+        if self.log_retention_days < 0:
+            raise ValueError("log retention must be 0 (forever) or a number of days")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
 

@@ -7,10 +7,10 @@ spent 480-560 µs of CPU per invoke with a writer thread and 400-435 µs with th
 (docs/decisions/0007).
 
 Wire format, parent to child on stdin: frames of ``seq`` (u32) and ``length`` (u32), big-endian,
-then ``length`` bytes of a ``marshal``-ed list of ``(group, stream, timestamp, ingested,
-message)`` tuples. The child commits each frame in one transaction and answers ``seq`` (u32) on
-stdout once it is committed. EOF on stdin: it exits when everything is committed. ``marshal`` is
-safe here: both ends are this program, over a pipe nobody else holds.
+then ``length`` bytes of a ``marshal``-ed list of ``(account, region, group, stream, timestamp,
+ingested, message)`` tuples. The child commits each frame in one transaction and answers ``seq``
+(u32) on stdout once it is committed. EOF on stdin: it exits when everything is committed.
+``marshal`` is safe here: both ends are this program, over a pipe nobody else holds.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from typing import BinaryIO
 HEADER = struct.Struct(">II")
 ACK = struct.Struct(">I")
 INSERT = (
-    "INSERT INTO log_events(log_group, log_stream, timestamp, ingested, message) VALUES (?,?,?,?,?)"
+    "INSERT INTO log_events(account, region, log_group, log_stream, timestamp, ingested, message)"
+    " VALUES (?,?,?,?,?,?,?)"
 )
 
 
-def encode(seq: int, batch: list[tuple[str, str, int, int, str]]) -> bytes:
+def encode(seq: int, batch: list[tuple[str, str, str, str, int, int, str]]) -> bytes:
     payload = marshal.dumps(batch)
     return HEADER.pack(seq, len(payload)) + payload
 

@@ -44,7 +44,7 @@ from brazier.sandbox import (
     TmpVolume,
 )
 from brazier.worker import logformat
-from brazier.worker.logbuffer import InvocationLog
+from brazier.worker.logbuffer import IngestBucket, InvocationLog
 from brazier.worker.runtime_env import build_environment
 
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100
@@ -96,7 +96,9 @@ class Environment:
         *,
         init_timeout: float,
         clock: Callable[[], float] = time.monotonic,
+        log_quota: IngestBucket | None = None,
     ) -> None:
+        """``log_quota``: the function's log ingestion quota (shared by its environments)."""
         self.spec = spec
         self.env_id = uuid.uuid4().hex
         self.log_stream = logformat.stream_name(spec.version)
@@ -112,8 +114,14 @@ class Environment:
         self._stack: AsyncExitStack | None = None
         self._exited: asyncio.Future[None] | None = None
         self._exit_status: ExitStatus | None = None
-        self._log = InvocationLog(spec.log_group, self.log_stream, sink)
         self._lines = logformat.PlatformLines(spec.log_format, spec.system_log_level)
+        self._log = InvocationLog(
+            spec.log_group_key,
+            self.log_stream,
+            sink,
+            bucket=log_quota,
+            dropped_line=self._lines.logs_dropped,
+        )
         self._frozen = False
         self._freezer: asyncio.Task[None] | None = None
         self._freeze_timer: asyncio.TimerHandle | None = None

@@ -75,6 +75,21 @@ def timed_out(request_id: str, timeout_s: float) -> str:
     return f"{now} {request_id} Task timed out after {timeout_s:.2f} seconds\n"
 
 
+LOGS_DROPPED_REASON = (
+    "Some logs were dropped because the function exceeded its log ingestion quota"
+    " (2 MiB/s sustained, 8 MiB burst)"
+)
+
+
+def logs_dropped(records: int, size: int) -> str:
+    """Brazier's own line (Lambda reports drops only to Telemetry API subscribers, as
+    ``platform.logsDropped``): what the ingestion quota dropped since the last report."""
+    return (
+        f"LOGS_DROPPED DroppedRecords: {records}\tDroppedBytes: {size}"
+        f"\tReason: {LOGS_DROPPED_REASON}\n"
+    )
+
+
 def _sampled_trace(trace_id: str | None) -> tuple[str, str] | None:
     """(TraceId, SegmentId) of a sampled trace header, else None."""
     if not trace_id or "Sampled=1" not in trace_id:
@@ -117,6 +132,15 @@ class PlatformLines:
                 "functionName": name,
                 "functionVersion": version,
             },
+        )
+
+    def logs_dropped(self, records: int, size: int) -> str:
+        """Always written, whatever ``SystemLogLevel``: it says that lines are missing."""
+        if not self.json:
+            return logs_dropped(records, size)
+        return _event(
+            "platform.logsDropped",
+            {"reason": LOGS_DROPPED_REASON, "droppedRecords": records, "droppedBytes": size},
         )
 
     def init_report(self, ms: float, phase: str, status: str, error_type: str | None) -> str | None:

@@ -29,6 +29,7 @@ from brazier.sandbox import (
     SandboxUnavailable,
 )
 from brazier.worker.environment import Environment, EnvState
+from brazier.worker.logbuffer import IngestQuotas
 from brazier.worker.pool import EnvironmentPool
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class LocalWorker:
         self._freeze_after = freeze_after
         self._prewarm_runtimes = prewarm_runtimes
         self._pools: dict[tuple[str, ...], EnvironmentPool] = {}
+        self._log_quotas = IngestQuotas(clock=clock)
         self._tasks: asyncio.TaskGroup | None = None
         self._live: set[Environment] = set()  # every environment not known to be closed
         self.reaped = 0
@@ -104,6 +106,7 @@ class LocalWorker:
             self._sink,
             init_timeout=self._init_timeout,
             clock=self._clock,
+            log_quota=self._log_quotas.bucket(spec.account, spec.region, spec.name),
         )
         self._live.add(env)
         return env
