@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -328,9 +329,20 @@ def test_brazier_sbom_route_stays_in_its_account(world: World, who: str) -> None
 @pytest.mark.parametrize("who", ["B", "A-other-region"])
 def test_brazier_logs_route_stays_in_its_account(world: World, who: str) -> None:
     region = OTHER_REGION if who == "A-other-region" else REGION
+    world.a.invoke(FunctionName=FN, Payload=b"{}")  # A's function logs (written in batches)
+    deadline = time.monotonic() + 10
+    while True:
+        own = world.signed("A", "GET", f"{world.srv.url}/_brazier/v1/functions/{FN}/logs")
+        if own.json().get("events") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert own.status_code == 200 and own.json()["events"], own.text
     reply = world.signed(who[0], "GET", f"{world.srv.url}/_brazier/v1/functions/{FN}/logs",
                          region=region)  # fmt: skip
-    assert reply.status_code == 404, reply.text
+    # The caller's own /aws/lambda/<name> group (a deleted function's logs stay readable, as in
+    # CloudWatch): empty here, never A's events.
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["events"] == []
 
 
 @pytest.mark.usefixtures("unchanged")
