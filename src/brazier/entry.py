@@ -114,7 +114,7 @@ def server(
         head_timeout=read_timeout or limits.HEADER_TIMEOUT,
         body_timeout=read_timeout or limits.BODY_IDLE_TIMEOUT,
         body_rate_grace=read_timeout or limits.BODY_RATE_GRACE,
-        max_connections=account_concurrency + limits.MAX_CONNECTIONS_EXTRA,
+        max_connections=_connection_cap(account_concurrency),
     )
     config = uvicorn.Config(
         build_app(settings),
@@ -184,6 +184,22 @@ def _raise_open_files_limit(environments: int) -> int:
             soft, environment_capacity(soft), environments,
         )  # fmt: skip
     return planned if soft == resource.RLIM_INFINITY else min(soft, planned)
+
+
+def _connection_cap(account_concurrency: int) -> int:
+    """Client connections open at once: the descriptors environments may not take (a quarter of
+    the open files limit), and never fewer than the account concurrency plus room for
+    control-plane calls. Past it, new connections are closed at once (api/connections.py)."""
+    import resource
+
+    from brazier.api import limits
+    from brazier.sandbox import connection_capacity
+
+    floor = account_concurrency + limits.MAX_CONNECTIONS_EXTRA
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return max(floor, connection_capacity(1 << 20))
+    return max(floor, connection_capacity(soft))
 
 
 def _presize_fd_table(descriptors: int) -> None:

@@ -20,8 +20,12 @@ WAIT = 8.0  # how long a client waits for the server to give up on it (≫ READ_
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data = tmp_path_factory.mktemp("slowloris") / "data"
+    # 4,096 descriptors: a quarter, less 256, would allow 768 connections; the floor of the
+    # account concurrency + 1,024 makes it 1,032.
     srv = ServerProcess(
-        data, args=("--read-timeout", str(READ_TIMEOUT), "--account-concurrency", "8")
+        data,
+        args=("--read-timeout", str(READ_TIMEOUT), "--account-concurrency", "8"),
+        open_files=(4096, 4096),
     ).start()
     yield srv
     srv.stop()

@@ -78,5 +78,6 @@ BODY_RATE_GRACE: Final = 10.0
 # An idle keep-alive connection is closed after this many seconds (uvicorn's default).
 KEEP_ALIVE_TIMEOUT: Final = 5
 # Connections open at once; past this the server closes new ones at once. Each costs a
-# descriptor and ~10 KB; the account concurrency plus room for control-plane calls.
+# descriptor and ~10 KB; at least the account concurrency plus this many for control-plane
+# calls, or what the open files limit leaves (entry.py, `_connection_cap`).
 MAX_CONNECTIONS_EXTRA: Final = 1024

@@ -6,6 +6,7 @@ from .base import (
     Sandbox,
     SandboxFactory,
     SandboxSpec,
+    connection_capacity,
     environment_capacity,
     files_for_environments,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "SandboxStartError",
     "SandboxUnavailable",
     "TmpVolume",
+    "connection_capacity",
     "environment_capacity",
     "files_for_environments",
     "open_sandbox_factory",

@@ -25,11 +25,18 @@ RUNTIME_API_ADDRESS = "127.0.0.1:9001"
 # the factory starts no more environments than its limit allows.
 FILES_PER_ENVIRONMENT = 12
 ENVIRONMENT_FILES_SHARE = 0.75
+SERVER_RESERVED_FILES = 256  # databases, logs, listeners, the zygotes' sockets
 
 
 def environment_capacity(open_files: int) -> int:
     """How many environments an open files limit of ``open_files`` allows."""
     return max(1, int(open_files * ENVIRONMENT_FILES_SHARE) // FILES_PER_ENVIRONMENT)
+
+
+def connection_capacity(open_files: int) -> int:
+    """Client connections the rest of an open files limit of ``open_files`` allows (what
+    environments may not take, less a reserve for the server's own files)."""
+    return max(0, int(open_files * (1 - ENVIRONMENT_FILES_SHARE)) - SERVER_RESERVED_FILES)
 
 
 def files_for_environments(environments: int) -> int:
