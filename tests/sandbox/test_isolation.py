@@ -139,3 +139,44 @@ def test_seccomp_blocks_namespace_clone(tmp_path: Path) -> None:
     r = run(go, pool_size=0)
     assert r["clone"] == [-1, errno.EPERM], r["_raw"]
     assert r["clone3"] == [-1, errno.ENOSYS]
+
+
+def test_only_unix_inet_and_netlink_sockets(tmp_path: Path) -> None:
+    """AF_VSOCK is not confined by the network namespace (on a VM host it reaches the
+    hypervisor): it, and every family besides AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK, is
+    refused with EAFNOSUPPORT."""
+    code = code_dir(
+        tmp_path,
+        """
+        #!/usr/bin/python3
+        import ctypes, json, socket
+        libc = ctypes.CDLL(None, use_errno=True)
+        def make(family, kind):
+            try:
+                socket.socket(family, kind).close(); return 0
+            except OSError as e:
+                return e.errno
+        def raw(family):  # socket(2) with bits above the int the kernel reads
+            libc.syscall.restype = ctypes.c_long
+            r = libc.syscall(41, ctypes.c_long(family), 2, 0)
+            return ctypes.get_errno() if r < 0 else 0
+        res = {str(f): make(f, k) for f, k in ((1, 1), (2, 1), (10, 2), (16, 3), (40, 1),
+                                               (17, 2), (3, 2), (38, 5), (44, 3))}
+        res["pair"] = 0 if socket.socketpair() else 1
+        res["high"] = raw((1 << 32) | 40)
+        print(json.dumps(res))
+        """,
+    )
+
+    async def go(f: LinuxSandboxFactory) -> dict[str, object]:
+        sbx = await f.start(spec(code))
+        r = await json_lines(sbx)
+        await sbx.kill()
+        return r
+
+    r = run(go, pool_size=0)
+    for family in ("1", "2", "10", "16"):
+        assert r[family] == 0, (family, r["_raw"])
+    for family in ("40", "17", "3", "38", "44", "high"):
+        assert r[family] == errno.EAFNOSUPPORT, (family, r["_raw"])
+    assert r["pair"] == 0
