@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import socket
 from pathlib import Path
 
@@ -94,7 +95,8 @@ def test_isolation_facts(tmp_path: Path) -> None:
     assert (r["uid"], r["gid"], r["groups"]) == (993, 990, [])
     assert r["cap_eff"] == r["cap_bnd"] == "0000000000000000"
     assert (r["nnp"], r["seccomp"]) == ("1", "2")
-    assert r["mypid"] == 1 and r["pids"] == [1], r["pids"]
+    # PID 1 is the environment's init (root's, so hidden by hidepid=2); the runtime its child.
+    assert r["mypid"] == 2 and r["pids"] == [2], r["pids"]
     assert r["hostname"] == "localhost" != socket.gethostname()
     assert r["ifaces"] == ["lo"]
     assert not r["shadow"] and not r["sys"] and not r["secret"]
@@ -180,3 +182,87 @@ def test_only_unix_inet_and_netlink_sockets(tmp_path: Path) -> None:
     for family in ("40", "17", "3", "38", "44", "high"):
         assert r[family] == errno.EAFNOSUPPORT, (family, r["_raw"])
     assert r["pair"] == 0
+
+
+def test_orphans_are_reaped_under_provided_runtime(tmp_path: Path) -> None:
+    """A custom runtime's orphans (1,200 background processes whose shells exit at once) are
+    reaped by the environment's PID 1; with the runtime as PID 1 they stayed zombies until the
+    pids limit (1,024) stopped every fork."""
+    code = code_dir(
+        tmp_path,
+        r"""
+        #!/usr/bin/python3
+        import json, os, subprocess, time
+        loop = "i=0; while [ $i -lt 100 ]; do (/bin/true &); i=$((i+1)); done"
+        for _ in range(12):
+            os.system(loop)
+        time.sleep(0.2)
+        def state(p):
+            try:
+                return open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                return "gone"
+        zombies = sum(state(p) == "Z" for p in os.listdir("/proc") if p.isdigit())
+        spawn = [subprocess.run(["/bin/true"]).returncode for _ in range(5)]
+        print(json.dumps({"zombies": zombies, "spawn": spawn}))
+        """,
+    )
+
+    async def go(f: LinuxSandboxFactory) -> dict[str, object]:
+        sbx = await f.start(spec(code))
+        r = await json_lines(sbx)
+        await sbx.kill()
+        return r
+
+    r = run(go, pool_size=0)
+    assert r.get("zombies") == 0 and r["spawn"] == [0] * 5, r["_raw"][-300:]
+
+
+INOTIFY_HOG = r"""
+#!/usr/bin/python3
+import ctypes, json, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+fds = []
+while len(fds) < 10000:
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        break
+    fds.append(fd)
+print(json.dumps({"held": len(fds), "errno": ctypes.get_errno(), "uid": os.getuid()}), flush=True)
+if not os.environ.get("ONCE"):
+    time.sleep(60)
+"""
+
+
+def test_per_user_limits_are_per_environment(tmp_path: Path) -> None:
+    """Each environment maps the sandbox user to a host uid of its own, so the kernel's per-user
+    limits are its own: one holding every inotify instance it may (128 by default) leaves
+    another's ``inotify_init`` working (with one shared uid 993 it failed with EMFILE). And all
+    sandboxes together are capped below the host's pid_max."""
+    code = code_dir(tmp_path, INOTIFY_HOG)
+
+    async def first_line(sbx: object) -> dict[str, object]:
+        text = b""
+        while b"\n" not in text:
+            chunk = await sbx.read_output()  # type: ignore[attr-defined]
+            assert chunk, text
+            text += chunk
+        return json.loads(text.split(b"\n")[0])  # type: ignore[no-any-return]
+
+    async def go(f: LinuxSandboxFactory) -> tuple[dict[str, object], dict[str, object], str]:
+        hog = await f.start(spec(code))
+        held = await first_line(hog)
+        other = await f.start(spec(code, env={"ONCE": "1"}))
+        got = await first_line(other)
+        pids_max = (f._tree.parents["pids"] / "pids.max").read_text().strip()
+        await hog.kill()
+        await other.kill()
+        return held, got, pids_max
+
+    held, got, pids_max = run(go, pool_size=1)
+    assert held["errno"] == errno.EMFILE and held["uid"] == got["uid"] == 993, held
+    assert got["held"] == held["held"] > 0, (held, got)
+    from brazier.sandbox.cgroups import total_pids_max
+
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    assert int(pids_max) == total_pids_max() < pid_max

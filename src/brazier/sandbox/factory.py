@@ -43,10 +43,12 @@ from .rootfs import (
     open_tree_clone,
 )
 from .seccomp import build_filter_bpf
+from .uids import UidAllocator
 from .zygotes import Zygote
 
 _log = logging.getLogger(__name__)
 INIT_DIR = Path(__file__).resolve().parent.parent / "_sandbox_init"
+INIT_BINARY = "_brazier_init"  # brazier_init.c, built by scripts/build-native.sh
 START_TIMEOUT = 30.0
 
 
@@ -139,6 +141,7 @@ class LinuxSandboxFactory:
         self._tg: asyncio.TaskGroup | None = None
         self._closed = False
         self._binds: list[tuple[str, str, bool]] = []
+        self._uids = UidAllocator()
 
     async def __aenter__(self) -> LinuxSandboxFactory:
         if os.geteuid() != 0:
@@ -190,14 +193,38 @@ class LinuxSandboxFactory:
         zyg = await self._zygote(launch.zygote)
         env = spec.runtime_env()
         sbx = None
-        if launch.prestart and prestart_fits(spec, env):
+        # A pre-started runtime already runs as its own host uid: not for an environment that
+        # has one (its /tmp files are that uid's).
+        keeps_uid = spec.tmp is not None and spec.tmp.uid_lease is not None
+        if launch.prestart and prestart_fits(spec, env) and not keeps_uid:
             sbx = await self._take_prestarted(zyg, launch)
         if sbx is not None:
+            if spec.tmp is not None:
+                spec.tmp.uid_lease = sbx.give_lease()
             return await self._start_prestarted(sbx, spec, env)
         sbx, pooled = await self._take(zyg)
+        ids = self._host_ids(sbx, spec)
         return await self._assign(
-            sbx, spec, lambda trees: self._plan(spec, launch, zyg, trees), pooled=pooled
+            sbx,
+            spec,
+            lambda trees: {**self._plan(spec, launch, zyg, trees), "ids": ids},
+            pooled=pooled,
         )
+
+    def _host_ids(self, sbx: LinuxSandbox, spec: SandboxSpec | None) -> dict[str, int]:
+        """The host uid/gid the sandbox user maps to: the environment's (kept by its /tmp across
+        resets), or the sandbox's own (released when it dies)."""
+        try:
+            if spec is not None and spec.tmp is not None:
+                if spec.tmp.uid_lease is None:
+                    spec.tmp.uid_lease = self._uids.lease()
+                lease = spec.tmp.uid_lease
+            else:
+                lease = self._uids.lease()
+                sbx.own_lease(lease)
+        except OSError as e:
+            raise SandboxUnavailable(f"cannot lease a sandbox uid: {e}") from e
+        return {"host_uid": lease.uid, "host_gid": lease.gid}
 
     async def _start_prestarted(
         self, sbx: LinuxSandbox, spec: SandboxSpec, env: dict[str, str]
@@ -263,7 +290,14 @@ class LinuxSandboxFactory:
             "uid": SANDBOX_UID,
             "gid": SANDBOX_GID,
             "nofile": 1024,
+            "init": self._init_binary(),
         }
+
+    def _init_binary(self) -> str | None:
+        for d in (self._init_dir, INIT_DIR):
+            if (d / INIT_BINARY).is_file():
+                return str(d / INIT_BINARY)
+        return None
 
     def _trees(
         self, spec: SandboxSpec, fds: list[int], extra: Path | None = None
@@ -382,6 +416,7 @@ class LinuxSandboxFactory:
             "env": PRESTART_ENV,
         }
         try:
+            plan.update(self._host_ids(sbx, None))
             async with asyncio.timeout(START_TIMEOUT):
                 await sbx.prestart(plan)
         except BaseException:

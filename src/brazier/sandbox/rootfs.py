@@ -14,6 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
+from .uids import UidLease
+
 SANDBOX_UID = 993
 SANDBOX_GID = 990
 SANDBOX_USER = "sbx_user1051"
@@ -100,6 +102,9 @@ class TmpVolume:
     def __init__(self, size_mb: int) -> None:
         self.size_mb = size_mb
         self._fd = -1
+        # The environment's host uid (see uids.py), set by the factory on first use and kept
+        # across resets like the files, which it owns; released by ``close``.
+        self.uid_lease: UidLease | None = None
 
     def _create(self) -> int:
         # SAFETY: a new tmpfs superblock, attached to no mount point; the host keeps only an fd.
@@ -149,6 +154,9 @@ class TmpVolume:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
+        lease, self.uid_lease = self.uid_lease, None
+        if lease is not None:
+            lease.release()
 
 
 def open_tree_clone(path: Path) -> int:
