@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import SandboxUnavailable
@@ -30,11 +31,12 @@ LOCK_DIR = Path("/run/brazier-uids")
 class UidLease:
     """One host uid (and the gid of the same number), held until ``release``."""
 
-    __slots__ = ("_fd", "uid")
+    __slots__ = ("_fd", "_free", "uid")
 
-    def __init__(self, uid: int, fd: int) -> None:
+    def __init__(self, uid: int, fd: int, free: list[int]) -> None:
         self.uid = uid
         self._fd = fd
+        self._free = free
 
     @property
     def gid(self) -> int:
@@ -45,6 +47,7 @@ class UidLease:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
+            self._free.append(self.uid)
 
 
 class UidAllocator:
@@ -55,12 +58,19 @@ class UidAllocator:
         self._base = base
         self._count = count
         self._next = secrets.randbelow(count)  # servers side by side rarely probe the same uids
+        # Released here first, so that the lock files number the most leases held at once.
+        self._free: list[int] = []
+
+    def _candidates(self) -> Iterator[int]:
+        while self._free:
+            yield self._free.pop()
+        for _ in range(min(self._count, 4096)):
+            yield self._base + self._next
+            self._next = (self._next + 1) % self._count
 
     def lease(self) -> UidLease:
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for _ in range(min(self._count, 4096)):
-            uid = self._base + self._next
-            self._next = (self._next + 1) % self._count
+        for uid in self._candidates():
             fd = os.open(self._dir / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -71,5 +81,5 @@ class UidAllocator:
                 with contextlib.suppress(OSError):
                     os.close(fd)
                 raise
-            return UidLease(uid, fd)
+            return UidLease(uid, fd, self._free)
         raise SandboxUnavailable("no free sandbox uid in brazier's range")
