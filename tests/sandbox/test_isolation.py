@@ -7,12 +7,13 @@ import errno
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from brazier.sandbox import LinuxSandboxFactory
 
-from .conftest import code_dir, json_lines, needs_root, run, spec
+from .conftest import INIT_DIR, code_dir, json_lines, needs_root, run, spec
 
 pytestmark = [pytest.mark.sandbox, needs_root]
 
@@ -266,3 +267,42 @@ def test_per_user_limits_are_per_environment(tmp_path: Path) -> None:
 
     pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
     assert int(pids_max) == total_pids_max() < pid_max
+
+
+def test_mountinfo_shows_no_host_paths_and_no_host_packages(tmp_path: Path) -> None:
+    """/proc/self/mountinfo names neither the state dir (/run/brazier-...) nor the source tree
+    (/var/runtime is part of the root's own tmpfs), mount points are Lambda-like paths, and the
+    host interpreter's third-party packages are not readable."""
+    code = code_dir(
+        tmp_path,
+        r"""
+        #!/usr/bin/python3
+        import json, os
+        hidden = {p: sorted(os.listdir(p)) for p in ("/usr/lib/python3/dist-packages",
+                  "/usr/local/lib/python3.11/dist-packages") if os.path.isdir(p)}
+        print(json.dumps({"mountinfo": open("/proc/self/mountinfo").read(), "hidden": hidden,
+                          "runtime": sorted(os.listdir("/var/runtime"))}))
+        """,
+    )
+    layer = tmp_path / "layer"
+    layer.mkdir()
+
+    async def go(f: LinuxSandboxFactory) -> dict[str, Any]:
+        sbx = await f.start(spec(code, layer_dir=layer))
+        r = await json_lines(sbx)
+        await sbx.kill()
+        return r
+
+    r = run(go, pool_size=0)
+    lines = [line.split() for line in r["mountinfo"].splitlines()]
+    points = {fields[4] for fields in lines}
+    assert points <= {"/", "/usr", "/etc/ssl", "/proc", "/dev", "/dev/shm", "/var/task", "/opt",
+                      "/tmp", *r["hidden"]}, points  # fmt: skip
+    assert "/run/brazier" not in r["mountinfo"]
+    assert str(INIT_DIR) not in r["mountinfo"] and "python_runtime.py" in r["runtime"]
+    # The code and layer trees are bind mounts: their root field is their host path (see
+    # decision 0017); nothing else names one.
+    for fields in lines:
+        if fields[4] not in ("/var/task", "/opt"):
+            assert fields[3] in ("/", "/usr", "/etc/ssl", "/var/empty"), fields
+    assert all(listing == [] for listing in r["hidden"].values()), r["hidden"]

@@ -36,11 +36,16 @@ from .discovery import Discovery, Interpreter, Launch, default_python_roots, int
 from .errors import RuntimeUnavailable, SandboxStartError, SandboxUnavailable
 from .linux import LinuxSandbox
 from .rootfs import (
+    EMPTY_DIR,
     SANDBOX_GID,
     SANDBOX_UID,
     add_mount_point,
     build_skeleton,
+    copy_runtime,
+    hidden_dirs,
+    mount_root,
     open_tree_clone,
+    unmount_root,
 )
 from .seccomp import build_filter_bpf
 from .uids import UidAllocator
@@ -153,7 +158,9 @@ class LinuxSandboxFactory:
             base = "/run" if os.access("/run", os.W_OK) else None
             self._state_dir = Path(tempfile.mkdtemp(prefix=self._name + "-", dir=base))
         self._root = self._state_dir / "root"
+        mount_root(self._root)
         self._binds = build_skeleton(self._root)
+        copy_runtime(self._init_dir, self._root)
         self._bpf_path = self._state_dir / "seccomp.bpf"
         self._bpf_path.write_bytes(build_filter_bpf())
         self._tg = asyncio.TaskGroup()
@@ -277,7 +284,9 @@ class LinuxSandboxFactory:
         for prefix in (zyg.interpreter.prefix, extra):
             if prefix is not None:
                 binds.append((str(prefix), add_mount_point(self._root, prefix), True))
-        binds.append((str(self._init_dir), "/var/runtime", True))
+        bound = [dst for _, dst, _ in binds]
+        for hidden in hidden_dirs(bound):  # read-only binds of the skeleton's empty dir
+            binds.append((str(self._root) + EMPTY_DIR, hidden, True))
         return binds
 
     def _base(self, zyg: Zygote) -> dict[str, Any]:
@@ -524,6 +533,8 @@ class LinuxSandboxFactory:
         self._pools.clear()
         self._node_pools.clear()
         self._tree.remove()
+        if self._state_dir is not None:
+            unmount_root(self._state_dir / "root")
         if self._own_state and self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
 
@@ -540,6 +551,9 @@ def sweep_stale() -> None:
                 continue
             if pid_alive(pid):
                 continue
+            if f" {state}/root " in mounted:  # its root tmpfs (mount_root)
+                unmount_root(state / "root")
+                mounted = Path("/proc/self/mountinfo").read_text()
             if f" {state}/" in mounted or f" {state} " in mounted:
                 continue  # something is still mounted there: leave it alone
             shutil.rmtree(state, ignore_errors=True)
