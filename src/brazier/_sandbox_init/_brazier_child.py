@@ -346,12 +346,18 @@ def _finish_drop(
         host_uid, host_gid = spec["host_uid"], spec["host_gid"]
         os.setresgid(host_gid, host_gid, host_gid)
         os.setresuid(host_uid, host_uid, host_uid)
-        # Created unprivileged, so it is owned by (and its limits counted against) host_uid.
-        L.unshare(L.CLONE_NEWUSER)
-        mapper(f"m {host_uid} {host_gid} {spec['uid']} {spec['gid']}\n")
-        # A new user namespace starts with every capability, bounding set included: empty it
-        # (the zygote's emptied bounding set was the initial namespace's).
-        L.clear_capabilities(CAP_LAST[0])
+        try:
+            # Created unprivileged, so it is owned by (and its limits counted against) host_uid.
+            L.unshare(L.CLONE_NEWUSER)
+        except OSError:
+            # A host that refuses unprivileged user namespaces: the environment keeps its own
+            # host uid (and so its own per-user limits), seen inside as that uid, not 993.
+            pass
+        else:
+            mapper(f"m {host_uid} {host_gid} {spec['uid']} {spec['gid']}\n")
+            # A new user namespace starts with every capability, bounding set included: empty
+            # it (the zygote's emptied bounding set was the initial namespace's).
+            L.clear_capabilities(CAP_LAST[0])
     else:
         os.setresgid(spec["gid"], spec["gid"], spec["gid"])
         os.setresuid(spec["uid"], spec["uid"], spec["uid"])
