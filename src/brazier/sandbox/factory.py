@@ -158,6 +158,7 @@ class LinuxSandboxFactory:
             base = "/run" if os.access("/run", os.W_OK) else None
             self._state_dir = Path(tempfile.mkdtemp(prefix=self._name + "-", dir=base))
         self._root = self._state_dir / "root"
+        unmount_root(self._root)  # a stale one (same state dir after a kill -9); else no-op
         mount_root(self._root)
         self._binds = build_skeleton(self._root)
         copy_runtime(self._init_dir, self._root)
