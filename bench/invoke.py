@@ -200,14 +200,19 @@ def _sandbox_cpu_s() -> float:
     return total / 1e9
 
 
-def _sandbox_pids() -> list[int]:
-    pids: list[int] = []
+def _sandbox_procs() -> dict[str, list[int]]:
+    """Every sandbox's processes (PID 1 and the runtime, ...), by sandbox cgroup."""
+    by_sandbox: dict[str, list[int]] = {}
     for procs in Path("/sys/fs/cgroup/pids").rglob("cgroup.procs"):
         if "/brazier-" in str(procs) and procs.parent.name != procs.parents[1].name:
             parent = procs.parent
             if parent.parent.name.startswith("brazier-"):
-                pids += [int(p) for p in procs.read_text().split()]
-    return pids
+                by_sandbox[str(parent)] = [int(p) for p in procs.read_text().split()]
+    return by_sandbox
+
+
+def _sandbox_pids() -> list[int]:
+    return [p for pids in _sandbox_procs().values() for p in pids]
 
 
 def _pss_kb(pid: int) -> int:
@@ -235,8 +240,9 @@ def idle_memory(srv: Any, client: Any, n: int) -> dict[str, Any]:
     started = time.monotonic() - t0
     conn.close()
     time.sleep(1.0)
-    pids = [p for p in _sandbox_pids() if p not in before]
-    pss = sorted(_pss_kb(p) for p in pids)
+    boxes = [ps for ps in _sandbox_procs().values() if not set(ps) & before]
+    pids = [p for ps in boxes for p in ps]
+    pss = sorted(sum(_pss_kb(p) for p in ps) for ps in boxes)  # per environment
     avail1 = _mem_available_kb()
     return {
         "environments": n,

@@ -244,7 +244,7 @@ def test_a_killed_zygote_is_replaced_and_its_environments_start_afresh(tmp_path:
                 Code={"ZipFile": code},
             )  # fmt: skip
             wait_active(client, name)
-        assert call(client, "warm", {})[1] == 1  # PID 1 of its sandbox
+        assert call(client, "warm", {})[1] == 2  # PID 1 is its sandbox's init
         assert srv.proc is not None
         zygotes = subprocess.run(
             ["pgrep", "-P", str(srv.proc.pid), "-f", "zygote.py"],
@@ -256,5 +256,5 @@ def test_a_killed_zygote_is_replaced_and_its_environments_start_afresh(tmp_path:
         out, _ = call(client, "new", {}, LogType="Tail")
         assert "FunctionError" not in out
         out, value = call(client, "warm", {}, LogType="Tail")
-        assert "FunctionError" not in out and value == 1
+        assert "FunctionError" not in out and value == 2
         assert "Init Duration" in base64.b64decode(out["LogResult"]).decode()  # started afresh

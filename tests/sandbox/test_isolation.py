@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from brazier.sandbox import LinuxSandboxFactory
 
-from .conftest import code_dir, json_lines, needs_root, run, spec
+from .conftest import INIT_DIR, code_dir, json_lines, needs_root, run, spec
 
 pytestmark = [pytest.mark.sandbox, needs_root]
 
@@ -94,7 +96,8 @@ def test_isolation_facts(tmp_path: Path) -> None:
     assert (r["uid"], r["gid"], r["groups"]) == (993, 990, [])
     assert r["cap_eff"] == r["cap_bnd"] == "0000000000000000"
     assert (r["nnp"], r["seccomp"]) == ("1", "2")
-    assert r["mypid"] == 1 and r["pids"] == [1], r["pids"]
+    # PID 1 is the environment's init (root's, so hidden by hidepid=2); the runtime its child.
+    assert r["mypid"] == 2 and r["pids"] == [2], r["pids"]
     assert r["hostname"] == "localhost" != socket.gethostname()
     assert r["ifaces"] == ["lo"]
     assert not r["shadow"] and not r["sys"] and not r["secret"]
@@ -139,3 +142,167 @@ def test_seccomp_blocks_namespace_clone(tmp_path: Path) -> None:
     r = run(go, pool_size=0)
     assert r["clone"] == [-1, errno.EPERM], r["_raw"]
     assert r["clone3"] == [-1, errno.ENOSYS]
+
+
+def test_only_unix_inet_and_netlink_sockets(tmp_path: Path) -> None:
+    """AF_VSOCK is not confined by the network namespace (on a VM host it reaches the
+    hypervisor): it, and every family besides AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK, is
+    refused with EAFNOSUPPORT."""
+    code = code_dir(
+        tmp_path,
+        """
+        #!/usr/bin/python3
+        import ctypes, json, socket
+        libc = ctypes.CDLL(None, use_errno=True)
+        def make(family, kind):
+            try:
+                socket.socket(family, kind).close(); return 0
+            except OSError as e:
+                return e.errno
+        def raw(family):  # socket(2) with bits above the int the kernel reads
+            libc.syscall.restype = ctypes.c_long
+            r = libc.syscall(41, ctypes.c_long(family), 2, 0)
+            return ctypes.get_errno() if r < 0 else 0
+        res = {str(f): make(f, k) for f, k in ((1, 1), (2, 1), (10, 2), (16, 3), (40, 1),
+                                               (17, 2), (3, 2), (38, 5), (44, 3))}
+        res["pair"] = 0 if socket.socketpair() else 1
+        res["high"] = raw((1 << 32) | 40)
+        print(json.dumps(res))
+        """,
+    )
+
+    async def go(f: LinuxSandboxFactory) -> dict[str, object]:
+        sbx = await f.start(spec(code))
+        r = await json_lines(sbx)
+        await sbx.kill()
+        return r
+
+    r = run(go, pool_size=0)
+    for family in ("1", "2", "10", "16"):
+        assert r[family] == 0, (family, r["_raw"])
+    for family in ("40", "17", "3", "38", "44", "high"):
+        assert r[family] == errno.EAFNOSUPPORT, (family, r["_raw"])
+    assert r["pair"] == 0
+
+
+def test_orphans_are_reaped_under_provided_runtime(tmp_path: Path) -> None:
+    """A custom runtime's orphans (1,200 background processes whose shells exit at once) are
+    reaped by the environment's PID 1; with the runtime as PID 1 they stayed zombies until the
+    pids limit (1,024) stopped every fork."""
+    code = code_dir(
+        tmp_path,
+        r"""
+        #!/usr/bin/python3
+        import json, os, subprocess, time
+        loop = "i=0; while [ $i -lt 100 ]; do (/bin/true &); i=$((i+1)); done"
+        for _ in range(12):
+            os.system(loop)
+        time.sleep(0.2)
+        def state(p):
+            try:
+                return open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                return "gone"
+        zombies = sum(state(p) == "Z" for p in os.listdir("/proc") if p.isdigit())
+        spawn = [subprocess.run(["/bin/true"]).returncode for _ in range(5)]
+        print(json.dumps({"zombies": zombies, "spawn": spawn}))
+        """,
+    )
+
+    async def go(f: LinuxSandboxFactory) -> dict[str, object]:
+        sbx = await f.start(spec(code))
+        r = await json_lines(sbx)
+        await sbx.kill()
+        return r
+
+    r = run(go, pool_size=0)
+    assert r.get("zombies") == 0 and r["spawn"] == [0] * 5, r["_raw"][-300:]
+
+
+INOTIFY_HOG = r"""
+#!/usr/bin/python3
+import ctypes, json, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+fds = []
+while len(fds) < 10000:
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        break
+    fds.append(fd)
+print(json.dumps({"held": len(fds), "errno": ctypes.get_errno(), "uid": os.getuid()}), flush=True)
+if not os.environ.get("ONCE"):
+    time.sleep(60)
+"""
+
+
+def test_per_user_limits_are_per_environment(tmp_path: Path) -> None:
+    """Each environment maps the sandbox user to a host uid of its own, so the kernel's per-user
+    limits are its own: one holding every inotify instance it may (128 by default) leaves
+    another's ``inotify_init`` working (with one shared uid 993 it failed with EMFILE). And all
+    sandboxes together are capped below the host's pid_max."""
+    code = code_dir(tmp_path, INOTIFY_HOG)
+
+    async def first_line(sbx: object) -> dict[str, object]:
+        text = b""
+        while b"\n" not in text:
+            chunk = await sbx.read_output()  # type: ignore[attr-defined]
+            assert chunk, text
+            text += chunk
+        return json.loads(text.split(b"\n")[0])  # type: ignore[no-any-return]
+
+    async def go(f: LinuxSandboxFactory) -> tuple[dict[str, object], dict[str, object], str]:
+        hog = await f.start(spec(code))
+        held = await first_line(hog)
+        other = await f.start(spec(code, env={"ONCE": "1"}))
+        got = await first_line(other)
+        pids_max = (f._tree.parents["pids"] / "pids.max").read_text().strip()
+        await hog.kill()
+        await other.kill()
+        return held, got, pids_max
+
+    held, got, pids_max = run(go, pool_size=1)
+    assert held["errno"] == errno.EMFILE and held["uid"] == got["uid"] == 993, held
+    assert got["held"] == held["held"] > 0, (held, got)
+    from brazier.sandbox.cgroups import total_pids_max
+
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    assert int(pids_max) == total_pids_max() < pid_max
+
+
+def test_mountinfo_shows_no_host_paths_and_no_host_packages(tmp_path: Path) -> None:
+    """/proc/self/mountinfo names neither the state dir (/run/brazier-...) nor the source tree
+    (/var/runtime is part of the root's own tmpfs), mount points are Lambda-like paths, and the
+    host interpreter's third-party packages are not readable."""
+    code = code_dir(
+        tmp_path,
+        r"""
+        #!/usr/bin/python3
+        import json, os
+        hidden = {p: sorted(os.listdir(p)) for p in ("/usr/lib/python3/dist-packages",
+                  "/usr/local/lib/python3.11/dist-packages") if os.path.isdir(p)}
+        print(json.dumps({"mountinfo": open("/proc/self/mountinfo").read(), "hidden": hidden,
+                          "runtime": sorted(os.listdir("/var/runtime"))}))
+        """,
+    )
+    layer = tmp_path / "layer"
+    layer.mkdir()
+
+    async def go(f: LinuxSandboxFactory) -> dict[str, Any]:
+        sbx = await f.start(spec(code, layer_dir=layer))
+        r = await json_lines(sbx)
+        await sbx.kill()
+        return r
+
+    r = run(go, pool_size=0)
+    lines = [line.split() for line in r["mountinfo"].splitlines()]
+    points = {fields[4] for fields in lines}
+    assert points <= {"/", "/usr", "/etc/ssl", "/proc", "/dev", "/dev/shm", "/var/task", "/opt",
+                      "/tmp", *r["hidden"]}, points  # fmt: skip
+    assert "/run/brazier" not in r["mountinfo"]
+    assert str(INIT_DIR) not in r["mountinfo"] and "python_runtime.py" in r["runtime"]
+    # The code and layer trees are bind mounts: their root field is their host path (see
+    # decision 0017); nothing else names one.
+    for fields in lines:
+        if fields[4] not in ("/var/task", "/opt"):
+            assert fields[3] in ("/", "/usr", "/etc/ssl", "/var/empty"), fields
+    assert all(listing == [] for listing in r["hidden"].values()), r["hidden"]

@@ -255,7 +255,7 @@ def test_python_zygote_runs_python_runtime(tmp_path: Path, runtime: str) -> None
         "/opt/python",
         f"/opt/python/lib/python{minor}/site-packages",
     ]
-    assert info["cwd"] == "/var/task" and info["pid"] == 1 and info["modules"]
+    assert info["cwd"] == "/var/task" and info["pid"] == 2 and info["modules"]  # PID 1: init
     assert out == "runtime done\n"
     assert status.exit_code == 3  # type: ignore[attr-defined]
 

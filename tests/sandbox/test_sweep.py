@@ -9,6 +9,7 @@ import pytest
 
 from brazier.sandbox import cgroups
 from brazier.sandbox.factory import sweep_stale
+from brazier.sandbox.rootfs import mount_root, unmount_root
 
 pytestmark = pytest.mark.sandbox
 
@@ -32,11 +33,13 @@ def test_sweep_removes_only_dead_factories() -> None:
         (dead / "sandbox1").mkdir(parents=True)
         alive.mkdir()
         (state / "root").mkdir(parents=True)
+        mount_root(state / "root")  # a killed factory's root tmpfs is unmounted, then removed
         sweep_stale()
         assert not dead.exists()
         assert alive.exists()
         assert not state.exists()
     finally:
+        unmount_root(state / "root")
         for d in (dead / "sandbox1", dead, alive):
             if d.exists():
                 d.rmdir()

@@ -31,6 +31,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import _brazier_linux as L
@@ -57,18 +58,24 @@ def run_b(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
     try:
         host_pid = int(os.readlink("/proc/self"))  # still the host's /proc
         ctl = _own_fds(ctl_fd, out_fd)
+        base = req.get("base")
+        init = None
+        if base is not None:  # B stays PID 1 as the environment's init; C goes on
+            # As early as possible: every page B writes before this fork that C writes after
+            # it ends up in both (B kept 1.4 MiB of private memory when it forked C later).
+            init = _split_init(ctl, base.get("init"))
+        runtime_pid = int(os.readlink("/proc/self")) if init is not None else 0
         socket.sethostname(req.get("hostname", "localhost"))
         L.loopback_up()
         lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         lst.bind(("127.0.0.1", 9001))
         lst.listen(128)
-        base = req.get("base")
         if base is not None:
             _build_base(base)
             _pivot(base["root"])
             seccomp = _prepare_drop(base)
-        _send(ctl, {"t": "forked", "pid": host_pid}, [lst.fileno()])
+        _send(ctl, {"t": "forked", "pid": host_pid, "runtime_pid": runtime_pid}, [lst.fileno()])
         lst.close()  # only the host keeps the listener: nothing inside can accept on it
         data, tree_fds, _, _ = socket.recv_fds(ctl, 1 << 20, 8)
         if not data:  # the host discarded this pooled environment
@@ -81,14 +88,124 @@ def run_b(req: dict[str, Any], ctl_fd: int, out_fd: int) -> None:
             code = _prestarted(ctl, spec)
             return
         _attach_trees("", spec, tree_fds)
-        _finish_drop(base, seccomp)
-        code = _become_runtime(ctl, spec)
+        assert init is not None
+        _finish_drop({**base, **spec.get("ids", {})}, seccomp, _map_by(ctl, {"t": "map"}))
+        code = _become_runtime(ctl, spec, init)
     except BaseException:
         msg = "sandbox init failed: " + traceback.format_exc(limit=4)
         _report(ctl, "Sandbox.Failure", msg)
     finally:
         # SAFETY: PID 1 of its own namespace; exiting kills only this sandbox's processes.
         os._exit(code)
+
+
+def _split_init(ctl: socket.socket, init_path: str | None) -> socket.socket:
+    """Fork C, which goes on to become the runtime (and returns here, with its end of a socket
+    to B); B stays PID 1 as the environment's init and never returns: it execs ``init_path``
+    (brazier_init.c, opened before the fork: C may pivot away from the host's paths at once),
+    or runs ``_init`` when there is none."""
+    init_fd = -1
+    if init_path:
+        with contextlib.suppress(OSError):
+            init_fd = os.open(init_path, os.O_RDONLY | os.O_CLOEXEC)
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)  # close-on-exec
+    # SAFETY: B is single-threaded; C continues run_b, which ends in exec or os._exit.
+    child = os.fork()
+    if child:
+        theirs.close()
+        # PID 1 has nothing privileged left to do (the host maps C's user namespace).
+        _drop_host(NOBODY, NOBODY)
+        if init_fd >= 0:
+            os.set_inheritable(ctl.fileno(), True)
+            os.set_inheritable(mine.fileno(), True)
+            args = ["brazier-init", str(child), str(ctl.fileno()), str(mine.fileno())]
+            with contextlib.suppress(OSError):
+                # SAFETY: the host's own init binary, by fd, run unprivileged (see _drop_host).
+                os.execve(init_fd, args, {})  # noqa: S606 - our init, by design
+        _init(ctl, child, mine)
+    if init_fd >= 0:
+        os.close(init_fd)
+    mine.close()
+    return theirs
+
+
+NOBODY = 65534  # the host ids of a pooled environment's PID 1 (it only reaps)
+
+
+def _serve_map(child: int, line: bytes) -> bytes:
+    """A pre-started environment's PID 1 answers its child's ``m <host uid> <host gid> <uid>
+    <gid>``: the maps of the child's new user namespace (see ``_finish_drop``)."""
+    try:
+        uid, gid, in_uid, in_gid = (int(x) for x in line.split()[1:5])
+        if uid == 0 or gid == 0:
+            return b"e\n"
+        # SAFETY: maps C's own new user namespace: its in-sandbox ids to the environment's host
+        # ids, and root to root (so that root's files show as root's; nothing there is root).
+        for name, inner, outer in (("uid_map", in_uid, uid), ("gid_map", in_gid, gid)):
+            with open(f"/proc/{child}/{name}", "w") as f:
+                f.write(f"0 0 1\n{inner} {outer} 1\n")
+    except (OSError, ValueError):
+        return b"e\n"
+    return b"k\n"
+
+
+def _drop_host(uid: int, gid: int) -> None:
+    """Drop to the environment's host ids, without capabilities (PID 1, once it has mapped)."""
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    L.capset_zero()
+    L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _init(ctl: socket.socket, child: int, sock: socket.socket) -> None:
+    """PID 1 of a pooled environment once C is forked: never returns.
+
+    While C prepares, B serves its requests on ``sock`` (lines: ``x`` before C execs a runtime).
+    When ``sock`` closes (C exec'd, or is a python runtime about to run, or died), B reaps every
+    process of the sandbox (orphans are re-parented to it) until C ends, then sends C's wait
+    status to the host (``{"t": "exit", "status": ...}``) and exits, which ends the sandbox.
+    Had the runtime been PID 1 itself, the zombies of a handler's background processes would
+    fill the sandbox's pids limit (issue 11, item 11)."""
+    # PID 1 ignores signals it has no handler for from inside its namespace: drop Python's
+    # SIGINT handler so that nothing in the sandbox can make B raise KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    status = None
+    execing = False
+    try:
+        got = b""
+        while True:
+            chunk = sock.recv(512)
+            if not chunk:
+                break
+            got += chunk
+            while b"\n" in got:
+                line, got = got.split(b"\n", 1)
+                if line == b"x":
+                    execing = True
+    except OSError:
+        pass
+    sock.close()
+    if execing:  # C exec'd its runtime (its end is close-on-exec), or died trying
+        pid, st = os.waitpid(child, os.WNOHANG)
+        if pid == 0:
+            with contextlib.suppress(OSError):
+                _send(ctl, {"t": "running"})
+        else:
+            status = st
+    while status is None:
+        try:
+            pid, st = os.waitpid(-1, 0)
+        except ChildProcessError:  # cannot happen while C lives; leave rather than spin
+            status = 0
+            break
+        if pid == child:
+            status = st
+    with contextlib.suppress(OSError):
+        _send(ctl, {"t": "exit", "status": status})
+    code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    # SAFETY: PID 1 of its own namespace; exiting kills only this sandbox's processes.
+    os._exit(code)
 
 
 def refuse(ctl_fd: int, message: str) -> None:
@@ -217,11 +334,34 @@ def _prepare_drop(spec: dict[str, Any]) -> L.SeccompProgram:
     return program
 
 
-def _finish_drop(spec: dict[str, Any], seccomp: L.SeccompProgram) -> None:
+def _finish_drop(
+    spec: dict[str, Any], seccomp: L.SeccompProgram, mapper: Callable[[str], None] | None
+) -> None:
+    """Become the sandbox user: with ``host_uid``/``host_gid`` (the environment's own host ids,
+    so that per-user kernel limits are its own) and a ``mapper`` (which has the maps of our new
+    user namespace written by a privileged process: the host, or PID 1), that user is
+    ``uid``/``gid`` in a user namespace of its own; otherwise ``uid``/``gid`` on the host."""
     os.setgroups([])
-    os.setresgid(spec["gid"], spec["gid"], spec["gid"])
-    os.setresuid(spec["uid"], spec["uid"], spec["uid"])
-    L.capset_zero()  # the inheritable set survives setuid; empty it too
+    if "host_uid" in spec and mapper is not None:
+        host_uid, host_gid = spec["host_uid"], spec["host_gid"]
+        os.setresgid(host_gid, host_gid, host_gid)
+        os.setresuid(host_uid, host_uid, host_uid)
+        try:
+            # Created unprivileged, so it is owned by (and its limits counted against) host_uid.
+            L.unshare(L.CLONE_NEWUSER)
+        except OSError:
+            # A host that refuses unprivileged user namespaces: the environment keeps its own
+            # host uid (and so its own per-user limits), seen inside as that uid, not 993.
+            pass
+        else:
+            mapper(f"m {host_uid} {host_gid} {spec['uid']} {spec['gid']}\n")
+            # A new user namespace starts with every capability, bounding set included: empty
+            # it (the zygote's emptied bounding set was the initial namespace's).
+            L.clear_capabilities(CAP_LAST[0])
+    else:
+        os.setresgid(spec["gid"], spec["gid"], spec["gid"])
+        os.setresuid(spec["uid"], spec["uid"], spec["uid"])
+    L.capset_zero()  # the inheritable set survives setuid (and a new user ns grants all)
     # SAFETY: no_new_privs first, so the filter is allowed without CAP_SYS_ADMIN and no exec can
     # regain privileges; the filter is the last privileged step.
     L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
@@ -229,8 +369,26 @@ def _finish_drop(spec: dict[str, Any], seccomp: L.SeccompProgram) -> None:
     os.umask(0o022)
 
 
-def _drop_privileges(spec: dict[str, Any]) -> None:
-    _finish_drop(spec, _prepare_drop(spec))
+def _drop_privileges(spec: dict[str, Any], mapper: Callable[[str], None] | None = None) -> None:
+    _finish_drop(spec, _prepare_drop(spec), mapper)
+
+
+def _map_by(sock: socket.socket, request: dict[str, Any] | None = None) -> Callable[[str], None]:
+    """A mapper asking over ``sock``: PID 1 (a line, answered ``k``), or with ``request`` the
+    host (``{"t": "map"}`` on the control socket, answered ``{"t": "mapped"}``)."""
+
+    def ask(line: str) -> None:
+        if request is None:
+            sock.sendall(line.encode())
+            ok = sock.recv(32) == b"k\n"
+        else:
+            _send(sock, request)
+            answer = json.loads(sock.recv(4096) or b"{}")
+            ok = answer.get("t") == "mapped"
+        if not ok:
+            raise RuntimeError("the sandbox user's user namespace could not be mapped")
+
+    return ask
 
 
 WAIT_FD = 3  # the pre-started runtime's end of its socket to B (see _prestarted)
@@ -252,11 +410,18 @@ def _prestarted(ctl: socket.socket, base: dict[str, Any]) -> int:
     _build_base(base)
     _pivot(base["root"])
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    init, init_c = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     # SAFETY: B is single-threaded; C only runs _exec_waiting_runtime, which ends in exec or _exit.
     child = os.fork()
     if child == 0:
-        _exec_waiting_runtime(base, theirs.fileno())
+        init.close()
+        _exec_waiting_runtime(base, theirs.fileno(), init_c)
     theirs.close()
+    init_c.close()
+    line = init.recv(256)  # C's map request (or EOF: C died, or no user namespace)
+    if line.startswith(b"m "):
+        init.sendall(_serve_map(child, line))  # B itself drops once the trees are in
+    init.close()
     # PID 1 ignores signals it has no handler for from inside its namespace: drop Python's
     # SIGINT handler so that nothing in the sandbox can make B raise KeyboardInterrupt.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -280,7 +445,11 @@ def _prestarted(ctl: socket.socket, base: dict[str, Any]) -> int:
     spec = json.loads(data)
     _attach_trees("", spec, tree_fds)
     # B keeps nothing privileged to do: drop everything before the function's code can run.
-    _drop_privileges(base)
+    if "host_uid" in base:
+        _drop_host(base["host_uid"], base["host_gid"])
+        _prepare_drop(base).install()
+    else:
+        _drop_privileges(base)
     go = {"env": spec["env"], "handler": spec["handler"], "cwd": "/var/task"}
     mine.sendall((json.dumps(go) + "\n").encode())
     mine.close()
@@ -296,11 +465,12 @@ def _prestarted(ctl: socket.socket, base: dict[str, Any]) -> int:
     return os.WEXITSTATUS(status)
 
 
-def _exec_waiting_runtime(base: dict[str, Any], sock_fd: int) -> None:
+def _exec_waiting_runtime(base: dict[str, Any], sock_fd: int, init: socket.socket) -> None:
     """C: never returns."""
     try:
         os.dup2(sock_fd, WAIT_FD)  # over B's control socket (close-on-exec anyway)
-        _drop_privileges(base)
+        _drop_privileges(base, _map_by(init))
+        init.close()
         os.chdir("/")  # /var/task is still an empty mount point: nothing to look at before go
         ex = base["exec"]
         env = dict(base["env"])
@@ -315,6 +485,7 @@ def _exec_waiting_runtime(base: dict[str, Any], sock_fd: int) -> None:
 
 
 SECCOMP: list[L.SeccompProgram | None] = [None]  # the zygote's, see load_privilege_drop
+CAP_LAST = [40]  # /proc/sys/kernel/cap_last_cap, read by the zygote
 
 
 def load_privilege_drop(bpf: bytes) -> None:
@@ -326,7 +497,8 @@ def load_privilege_drop(bpf: bytes) -> None:
     ms of CPU on every start."""
     # SAFETY: the zygote is root with CAP_SETPCAP; emptying its bounding set only narrows what
     # any of its descendants could ever gain through an execve.
-    L.clear_capabilities(L.cap_last_cap())
+    CAP_LAST[0] = L.cap_last_cap()
+    L.clear_capabilities(CAP_LAST[0])
     SECCOMP[0] = L.SeccompProgram(bpf) if bpf else None
 
 
@@ -336,7 +508,7 @@ def set_environ(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
-def _become_runtime(ctl: socket.socket, spec: dict[str, Any]) -> int:
+def _become_runtime(ctl: socket.socket, spec: dict[str, Any], init: socket.socket) -> int:
     os.chdir("/var/task")
     env = dict(spec["env"])
     if spec["mode"] == "exec":
@@ -346,6 +518,7 @@ def _become_runtime(ctl: socket.socket, spec: dict[str, Any]) -> int:
             tried = " or ".join(ex["candidates"])
             _report(ctl, "Runtime.InvalidEntrypoint", "Couldn't find valid bootstrap(s): " + tried)
             return 127
+        init.sendall(b"x\n")  # PID 1 tells the host once the exec has closed our end
         _send(ctl, {"t": "exec", "path": path})
         try:
             os.execve(path, [path, *ex["args"]], env)  # noqa: S606 - the runtime, by design
@@ -368,6 +541,7 @@ def _become_runtime(ctl: socket.socket, spec: dict[str, Any]) -> int:
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     _send(ctl, {"t": "running"})
     ctl.close()
+    init.close()  # PID 1 starts reaping
     try:
         python_runtime.main(spec["handler"])
     except SystemExit as e:

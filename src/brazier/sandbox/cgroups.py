@@ -37,6 +37,18 @@ CFS_PERIOD_US = 20_000
 DEFAULT_SHARES, BACKGROUND_SHARES = 1024, 2  # cpu.shares: the kernel's default and minimum
 MB_PER_VCPU = 1769
 PIDS_MAX = 1024
+# All of a factory's sandboxes together may hold at most this share of the host's pid_max
+# (pids.max of the parent cgroup), so that busy environments cannot take the host's last pids.
+TOTAL_PIDS_SHARE = 0.75
+
+
+def total_pids_max(pid_max: int | None = None) -> int:
+    """The parent cgroup's pids.max: ``TOTAL_PIDS_SHARE`` of /proc/sys/kernel/pid_max."""
+    if pid_max is None:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    return max(PIDS_MAX, int(pid_max * TOTAL_PIDS_SHARE))
+
+
 MIB = 1 << 20
 
 
@@ -142,6 +154,8 @@ class CgroupTree:
                 d.mkdir(exist_ok=True)
         except OSError as e:
             raise SandboxUnavailable(f"cannot create cgroups (are we root?): {e}") from e
+        # SAFETY: a limit on our own new parent cgroup, which holds only our sandboxes.
+        _write(str(self.parents["pids"] / "pids.max"), str(total_pids_max()))
         if self.v2_parent is not None:
             try:
                 self.v2_parent.mkdir(exist_ok=True)

@@ -44,17 +44,24 @@ from .errors import (
 )
 from .linux import LinuxSandbox
 from .rootfs import (
+    EMPTY_DIR,
     SANDBOX_GID,
     SANDBOX_UID,
     add_mount_point,
     build_skeleton,
+    copy_runtime,
+    hidden_dirs,
+    mount_root,
     open_tree_clone,
+    unmount_root,
 )
 from .seccomp import build_filter_bpf
+from .uids import UidAllocator
 from .zygotes import Zygote
 
 _log = logging.getLogger(__name__)
 INIT_DIR = Path(__file__).resolve().parent.parent / "_sandbox_init"
+INIT_BINARY = "_brazier_init"  # brazier_init.c, built by scripts/build-native.sh
 START_TIMEOUT = 30.0
 # A burst of cold starts: at most this many starts run at once (per CPU; the zygote forks one at
 # a time and every start competes for the CPUs), the rest wait their turn for at most
@@ -158,6 +165,7 @@ class LinuxSandboxFactory:
         self._starting = asyncio.Semaphore(STARTS_PER_CPU * (os.cpu_count() or 1))
         self.capacity = _environment_capacity()  # environments the open files limit allows
         self._pending = 0  # starts admitted and not finished (each may become one more)
+        self._uids = UidAllocator()
 
     async def __aenter__(self) -> LinuxSandboxFactory:
         if os.geteuid() != 0:
@@ -169,7 +177,10 @@ class LinuxSandboxFactory:
             base = "/run" if os.access("/run", os.W_OK) else None
             self._state_dir = Path(tempfile.mkdtemp(prefix=self._name + "-", dir=base))
         self._root = self._state_dir / "root"
+        unmount_root(self._root)  # a stale one (same state dir after a kill -9); else no-op
+        mount_root(self._root)
         self._binds = build_skeleton(self._root)
+        copy_runtime(self._init_dir, self._root)
         self._bpf_path = self._state_dir / "seccomp.bpf"
         self._bpf_path.write_bytes(build_filter_bpf())
         self._tg = asyncio.TaskGroup()
@@ -244,14 +255,38 @@ class LinuxSandboxFactory:
         zyg = await self._zygote(launch.zygote)
         env = spec.runtime_env()
         sbx = None
-        if launch.prestart and prestart_fits(spec, env):
+        # A pre-started runtime already runs as its own host uid: not for an environment that
+        # has one (its /tmp files are that uid's).
+        keeps_uid = spec.tmp is not None and spec.tmp.uid_lease is not None
+        if launch.prestart and prestart_fits(spec, env) and not keeps_uid:
             sbx = await self._take_prestarted(zyg, launch)
         if sbx is not None:
+            if spec.tmp is not None:
+                spec.tmp.uid_lease = sbx.give_lease()
             return await self._start_prestarted(sbx, spec, env)
         sbx, pooled = await self._take(zyg)
+        ids = self._host_ids(sbx, spec)
         return await self._assign(
-            sbx, spec, lambda trees: self._plan(spec, launch, zyg, trees), pooled=pooled
+            sbx,
+            spec,
+            lambda trees: {**self._plan(spec, launch, zyg, trees), "ids": ids},
+            pooled=pooled,
         )
+
+    def _host_ids(self, sbx: LinuxSandbox, spec: SandboxSpec | None) -> dict[str, int]:
+        """The host uid/gid the sandbox user maps to: the environment's (kept by its /tmp across
+        resets), or the sandbox's own (released when it dies)."""
+        try:
+            if spec is not None and spec.tmp is not None:
+                if spec.tmp.uid_lease is None:
+                    spec.tmp.uid_lease = self._uids.lease()
+                lease = spec.tmp.uid_lease
+            else:
+                lease = self._uids.lease()
+                sbx.own_lease(lease)
+        except OSError as e:
+            raise SandboxUnavailable(f"cannot lease a sandbox uid: {e}") from e
+        return {"host_uid": lease.uid, "host_gid": lease.gid}
 
     async def _start_prestarted(
         self, sbx: LinuxSandbox, spec: SandboxSpec, env: dict[str, str]
@@ -304,7 +339,9 @@ class LinuxSandboxFactory:
         for prefix in (zyg.interpreter.prefix, extra):
             if prefix is not None:
                 binds.append((str(prefix), add_mount_point(self._root, prefix), True))
-        binds.append((str(self._init_dir), "/var/runtime", True))
+        bound = [dst for _, dst, _ in binds]
+        for hidden in hidden_dirs(bound):  # read-only binds of the skeleton's empty dir
+            binds.append((str(self._root) + EMPTY_DIR, hidden, True))
         return binds
 
     def _base(self, zyg: Zygote) -> dict[str, Any]:
@@ -317,7 +354,14 @@ class LinuxSandboxFactory:
             "uid": SANDBOX_UID,
             "gid": SANDBOX_GID,
             "nofile": 1024,
+            "init": self._init_binary(),
         }
+
+    def _init_binary(self) -> str | None:
+        for d in (self._init_dir, INIT_DIR):
+            if (d / INIT_BINARY).is_file():
+                return str(d / INIT_BINARY)
+        return None
 
     def _trees(
         self, spec: SandboxSpec, fds: list[int], extra: Path | None = None
@@ -436,6 +480,7 @@ class LinuxSandboxFactory:
             "env": PRESTART_ENV,
         }
         try:
+            plan.update(self._host_ids(sbx, None))
             async with asyncio.timeout(START_TIMEOUT):
                 await sbx.prestart(plan)
         except BaseException:
@@ -551,6 +596,8 @@ class LinuxSandboxFactory:
         self._pools.clear()
         self._node_pools.clear()
         self._tree.remove()
+        if self._state_dir is not None:
+            unmount_root(self._state_dir / "root")
         if self._own_state and self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
 
@@ -589,6 +636,9 @@ def sweep_stale() -> None:
                 continue
             if pid_alive(pid):
                 continue
+            if f" {state}/root " in mounted:  # its root tmpfs (mount_root)
+                unmount_root(state / "root")
+                mounted = Path("/proc/self/mountinfo").read_text()
             if f" {state}/" in mounted or f" {state} " in mounted:
                 continue  # something is still mounted there: leave it alone
             shutil.rmtree(state, ignore_errors=True)

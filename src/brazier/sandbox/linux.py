@@ -21,6 +21,8 @@ from .base import ExitStatus
 from .cgroups import SandboxCgroup
 from .errors import SandboxStartError
 from .procfiles import KeptFile, field_kb
+from .rootfs import SANDBOX_GID, SANDBOX_UID
+from .uids import UidLease
 from .zygotes import UNKNOWN_STATUS, Zygote, recv_msg, wait_readable
 
 KILL_TIMEOUT = 5.0
@@ -47,6 +49,16 @@ class LinuxSandbox:
         self._runtime_status: int | None = None
         self.prestarted = False
         self.state = "forking"
+        self._lease: UidLease | None = None  # this sandbox's own host uid, if it has one
+
+    def own_lease(self, lease: UidLease) -> None:
+        """Release ``lease`` once this sandbox is dead (see ``kill``)."""
+        self._lease = lease
+
+    def give_lease(self) -> UidLease | None:
+        """Hand this sandbox's host uid to its environment, which keeps it across resets."""
+        lease, self._lease = self._lease, None
+        return lease
 
     # -- creation (used by the factory) ---------------------------------------------------------
 
@@ -59,6 +71,9 @@ class LinuxSandbox:
             detail = msg.get("message", "") if msg else "the environment died while forking"
             raise SandboxStartError("Sandbox.Failure", f"sandbox fork failed: {detail}")
         self._pid = int(msg["pid"])
+        # A pooled environment's PID 1 is an init; the runtime is its child (see _init in
+        # _brazier_child.py), and PID 1 sends the runtime's wait status before it exits.
+        self._runtime_pid = int(msg.get("runtime_pid") or 0)
         self._listener = socket.socket(fileno=fds[0])
         self._listener.setblocking(False)
         self._exit = self.zygote.exit_future(self._pid)
@@ -119,14 +134,42 @@ class LinuxSandbox:
                 break
             if msg["t"] == "exec":
                 execing = True
+            elif msg["t"] == "map":
+                self._map_user_namespace(plan.get("ids", {}))
+            elif msg["t"] == "exit":  # the runtime ended at once; PID 1 exits next
+                self._runtime_status = int(msg["status"])
+                break
             elif msg["t"] == "error":
                 raise SandboxStartError(msg["code"], msg["message"])
-        if self.prestarted and self._exit is not None:
+        if (self.prestarted or self._runtime_pid) and self._exit is not None:
             self._exit.add_done_callback(self._on_exit)  # the ctl socket stays open for it
         else:
             self._ctl.close()
             self._ctl = None
         self.state = "running"
+
+    def _map_user_namespace(self, ids: dict[str, int]) -> None:
+        """The runtime process has unshared a user namespace: map the sandbox user (993/990)
+        there to the environment's host ids, and root to root (so that root's files show as
+        root's; nothing in it is root). Answers ``mapped``, or ``unmapped`` on failure."""
+        assert self._ctl is not None
+        answer = "unmapped"
+        if self._runtime_pid and "host_uid" in ids:
+            maps = (
+                ("uid_map", SANDBOX_UID, ids["host_uid"]),
+                ("gid_map", SANDBOX_GID, ids["host_gid"]),
+            )
+            try:
+                for name, inner, outer in maps:
+                    # SAFETY: the user namespace the sandbox's runtime process just made for
+                    # itself (its host pid, reported at fork, is alive: it is asking); the
+                    # host ids are the environment's own lease.
+                    with open(f"/proc/{self._runtime_pid}/{name}", "w") as f:
+                        f.write(f"0 0 1\n{inner} {outer} 1\n")
+                answer = "mapped"
+            except OSError:
+                pass
+        self._ctl.send(json.dumps({"t": answer}).encode())
 
     # -- base.Sandbox ----------------------------------------------------------------------------
 
@@ -238,6 +281,9 @@ class LinuxSandbox:
                 kept.close()
             self._ctl = None
             self.state = "dead"
+        if self._lease is not None and self._exit is not None and self._exit.done():
+            self._lease.release()  # PID 1 is reaped: nothing runs as that uid any more
+            self._lease = None
         await self.cgroup.remove()
         if not self._reading:
             self._close_output()

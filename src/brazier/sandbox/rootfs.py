@@ -14,10 +14,22 @@ import os
 import shutil
 from pathlib import Path
 
+from .uids import UidLease
+
 SANDBOX_UID = 993
 SANDBOX_GID = 990
 SANDBOX_USER = "sbx_user1051"
-MOUNT_POINTS = ("usr", "etc/ssl", "var/task", "var/runtime", "opt", "tmp", "proc", "dev")
+MOUNT_POINTS = (
+    "usr",
+    "etc/ssl",
+    "var/task",
+    "var/runtime",
+    "var/empty",
+    "opt",
+    "tmp",
+    "proc",
+    "dev",
+)
 MERGED_USR = ("bin", "sbin", "lib", "lib64", "lib32", "libx32")
 
 _ETC = {
@@ -56,6 +68,59 @@ def build_skeleton(root: Path) -> list[tuple[str, str, bool]]:
         if p.is_file():
             os.chmod(p, 0o644)
     return binds
+
+
+_MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
+ROOT_TMPFS_MB = 16  # the skeleton and the runtime's own files: ~200 KiB
+
+
+def mount_root(root: Path) -> None:
+    """Give the skeleton a small tmpfs of its own (before ``build_skeleton``), so that the
+    sandbox's ``/`` shows as ``/`` of a tmpfs in /proc/self/mountinfo, not as a host path."""
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    opts = f"size={ROOT_TMPFS_MB}m,mode=755".encode()
+    # SAFETY: a fresh tmpfs on our own new state directory; unmount_root removes it.
+    ret = _libc.mount(b"tmpfs", str(root).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, opts)
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount tmpfs on {root}: {os.strerror(err)}")
+
+
+def unmount_root(root: Path) -> None:
+    """Undo ``mount_root`` (lazily: sandboxes still starting may hold it). Idempotent."""
+    # SAFETY: only our own state directory's root, mounted by mount_root.
+    _libc.umount2(str(root).encode(), _MNT_DETACH)
+
+
+def copy_runtime(init_dir: Path, root: Path) -> None:
+    """The runtime's files at ``/var/runtime`` inside the skeleton itself, rather than a bind of
+    ``init_dir``, which would show the host's source tree in /proc/self/mountinfo."""
+    dst = root / "var" / "runtime"
+    for src in init_dir.iterdir():
+        if (
+            src.is_file()
+            and not src.name.endswith(".c")
+            and not src.name.startswith("_brazier_init")
+        ):
+            shutil.copy2(src, dst / src.name)
+            os.chmod(dst / src.name, 0o755 if os.access(src, os.X_OK) else 0o644)
+
+
+EMPTY_DIR = "/var/empty"  # what the hidden directories below show inside a sandbox
+
+
+def hidden_dirs(prefixes: list[str]) -> list[str]:
+    """The host interpreter's third-party package directories under ``prefixes``: a sandbox
+    sees them empty (the runtime needs only the standard library; Lambda's come from
+    /var/task, /opt and /var/runtime)."""
+    found: list[str] = []
+    for prefix in prefixes:
+        base = Path(prefix)
+        for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages",
+                        "lib/python3/dist-packages", "local/lib/python3*/site-packages",
+                        "local/lib/python3*/dist-packages"):  # fmt: skip
+            found += [str(p) for p in sorted(base.glob(pattern)) if p.is_dir()]
+    return sorted(set(found))
 
 
 def add_mount_point(root: Path, absolute: Path) -> str:
@@ -100,6 +165,9 @@ class TmpVolume:
     def __init__(self, size_mb: int) -> None:
         self.size_mb = size_mb
         self._fd = -1
+        # The environment's host uid (see uids.py), set by the factory on first use and kept
+        # across resets like the files, which it owns; released by ``close``.
+        self.uid_lease: UidLease | None = None
 
     def _create(self) -> int:
         # SAFETY: a new tmpfs superblock, attached to no mount point; the host keeps only an fd.
@@ -149,6 +217,9 @@ class TmpVolume:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
+        lease, self.uid_lease = self.uid_lease, None
+        if lease is not None:
+            lease.release()
 
 
 def open_tree_clone(path: Path) -> int:

@@ -5,6 +5,9 @@ code stays stdlib-only. Policy (isolation notes, section 2.1): default ALLOW wit
 fails with EPERM, because Lambda runtimes need the whole ordinary syscall surface; an allow-list
 would be stricter and is the obvious next step. ``clone3`` fails with ENOSYS so that glibc falls
 back to ``clone``, whose flags a classic filter *can* inspect (clone3 passes them in memory).
+``socket`` and ``socketpair`` accept only the address families a function has a use for (see
+``SOCKET_FAMILIES``); any other (AF_VSOCK above all: network namespaces do not confine it, and on
+a VM host it reaches the hypervisor's side) fails with EAFNOSUPPORT, as on a kernel without it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ CLONE_NEW_FLAGS = (
 )
 
 
+# The only address families a sandbox may create sockets of: AF_UNIX, AF_INET, AF_INET6 and
+# AF_NETLINK (glibc's getaddrinfo and if_nameindex use NETLINK_ROUTE).
+SOCKET_FAMILIES = frozenset({1, 2, 10, 16})
+_MAX_FAMILY = 16  # every family number above it is refused by one comparison
+
+
 def build_filter_bpf() -> bytes:
     """Compile the policy for the native architecture. Pure: the same bytes on every call."""
     filt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
@@ -52,6 +61,14 @@ def build_filter_bpf() -> bytes:
     filt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
     for flag in CLONE_NEW_FLAGS:
         filt.add_rule(eperm, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+    no_family = pyseccomp.ERRNO(errno.EAFNOSUPPORT)
+    for call in ("socket", "socketpair"):
+        # Compared as 64-bit values: a family with high bits set (the kernel reads an int) is
+        # above _MAX_FAMILY, so refused too.
+        filt.add_rule(no_family, call, pyseccomp.Arg(0, pyseccomp.GT, _MAX_FAMILY))
+        for family in range(_MAX_FAMILY):
+            if family not in SOCKET_FAMILIES:
+                filt.add_rule(no_family, call, pyseccomp.Arg(0, pyseccomp.EQ, family))
     with tempfile.TemporaryFile() as f:
         filt.export_bpf(f)
         f.seek(0)
