@@ -28,7 +28,10 @@ def code_bytes(data: Path) -> int:
     total = 0
     for dirpath, _dirs, names in os.walk(data / "code"):
         for name in names:
-            st = os.lstat(os.path.join(dirpath, name))
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue  # collected while we walk
             if st.st_ino not in seen:
                 seen.add(st.st_ino)
                 total += st.st_size
