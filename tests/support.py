@@ -113,6 +113,16 @@ def running_server(data_dir: Path, **kw: Any) -> Iterator[ServerProcess]:
             srv.stop()
 
 
+def create_key(data_dir: Path, account: str = "111122223333") -> dict[str, str]:
+    """An access key of ``account`` from ``brazier keys create`` (AccessKeyId, SecretAccessKey)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "brazier", "keys", "create", "--data-dir", str(data_dir),
+         "--account-id", account],
+        check=True, capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    return dict(json.loads(out.stdout))
+
+
 # -- shape checking ---------------------------------------------------------------------------
 
 _validator = ParamValidator()

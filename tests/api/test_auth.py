@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 import httpx
 import pytest
 
-from support import ROOT, ServerProcess, lambda_client
-
-
-def _create_key(data_dir: Path, account: str = "111122223333") -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "brazier", "keys", "create", "--data-dir", str(data_dir),
-         "--account-id", account],
-        check=True, capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
-    return dict(json.loads(out.stdout))
+from support import ROOT, ServerProcess, create_key, lambda_client
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +19,7 @@ def secured(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
     data = tmp_path_factory.mktemp("secured") / "data"
-    key = _create_key(data)
+    key = create_key(data)
     srv = ServerProcess(data, args=("--auth", "sigv4")).start()
     yield srv, key
     srv.stop()
@@ -77,7 +66,7 @@ def test_unsigned_request_is_refused(secured: Any) -> None:
 
 def test_deleted_key_stops_working(secured: Any) -> None:
     srv, _ = secured
-    key = _create_key(srv.data_dir)
+    key = create_key(srv.data_dir)
     client = lambda_client(srv.url, key=key["AccessKeyId"], secret=key["SecretAccessKey"])
     client.list_functions()
     subprocess.run(

@@ -9,13 +9,10 @@ Each case checks the answer and then that A's function is exactly as it was.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
@@ -25,7 +22,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from support import HELLO_PY, ROOT, ServerProcess, lambda_client, make_zip, wait_active
+from support import HELLO_PY, ServerProcess, create_key, lambda_client, make_zip, wait_active
 
 A, B = "111111111111", "222222222222"
 REGION, OTHER_REGION = "us-east-1", "eu-west-1"
@@ -37,15 +34,6 @@ URL_APP = make_zip({
     "def handler(event, context):\n"
     "    return {'statusCode': 200, 'body': json.dumps(event.get('requestContext', {}).get('accountId'))}\n"
 })  # fmt: skip
-
-
-def _key(data_dir: Path, account: str) -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "brazier", "keys", "create", "--data-dir", str(data_dir),
-         "--account-id", account],
-        check=True, capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
-    return dict(json.loads(out.stdout))
 
 
 @dataclass
@@ -96,7 +84,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data = tmp_path_factory.mktemp("xacct") / "data"
-    keys = {"A": _key(data, A), "B": _key(data, B)}
+    keys = {"A": create_key(data, A), "B": create_key(data, B)}
     srv = ServerProcess(data, args=("--auth", "sigv4"), prewarm="python3.11").start()
     w = World(srv, keys, None, None, None, "")
     w.a, w.b, w.a_west = w.client("A"), w.client("B"), w.client("A", OTHER_REGION)

@@ -18,8 +18,6 @@ import base64
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -39,7 +37,7 @@ from hypothesis import strategies as st
 import brazier.api.lambda_api  # noqa: F401 - registers every operation in HANDLERS
 from brazier.api.operations import HANDLERS
 
-from support import HELLO_PY, ROOT, ServerProcess, lambda_client
+from support import HELLO_PY, ServerProcess, create_key, lambda_client
 
 MODEL = botocore.session.get_session().get_service_model("lambda")
 IMPLEMENTED = sorted(HANDLERS)
@@ -443,12 +441,7 @@ def secured(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[ServerProcess, Credentials]]:
     data = tmp_path_factory.mktemp("fuzz-sigv4") / "data"
-    out = subprocess.run(
-        [sys.executable, "-m", "brazier", "keys", "create", "--data-dir", str(data),
-         "--account-id", "111122223333"],
-        check=True, capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
-    key = json.loads(out.stdout)
+    key = create_key(data)
     server = ServerProcess(data, args=("--auth", "sigv4")).start()
     yield server, Credentials(key["AccessKeyId"], key["SecretAccessKey"])
     server.stop()

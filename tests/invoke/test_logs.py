@@ -3,11 +3,7 @@ real sandboxes, the real logs route."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -18,19 +14,10 @@ import httpx
 import pytest
 from botocore.awsrequest import AWSRequest
 
-from support import ROOT, ServerProcess, lambda_client, make_zip, wait_active
+from support import ServerProcess, create_key, lambda_client, make_zip, wait_active
 
 A, B = "111111111111", "222222222222"
 REGION, OTHER_REGION = "us-east-1", "eu-west-1"
-
-
-def _create_key(data_dir: Path, account: str) -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "brazier", "keys", "create", "--data-dir", str(data_dir),
-         "--account-id", account],
-        check=True, capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
-    return dict(json.loads(out.stdout))
 
 
 class Tenant:
@@ -71,7 +58,7 @@ class Tenant:
 @pytest.fixture(scope="module")
 def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tenant, Tenant]]:
     data = tmp_path_factory.mktemp("logs-tenants") / "data"
-    key_a, key_b = _create_key(data, A), _create_key(data, B)
+    key_a, key_b = create_key(data, A), create_key(data, B)
     srv = ServerProcess(data, args=("--auth", "sigv4")).start()
     yield Tenant(srv, key_a, A, REGION), Tenant(srv, key_b, B, REGION)
     srv.stop()
