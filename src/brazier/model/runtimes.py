@@ -51,5 +51,15 @@ DEPRECATED: frozenset[str] = frozenset(
 )  # fmt: skip
 
 
+# The Runtime enum as Lambda states it when refusing an identifier it does not know, in Lambda's
+# order (recorded 2026-12-01, test_lambda_api.snapshot.json, test_create_lambda_exceptions).
+LAMBDA_RUNTIME_ENUM: tuple[str, ...] = (
+    "nodejs20.x", "python3.14", "provided.al2023", "python3.12", "python3.13", "nodejs24.x",
+    "nodejs22.x", "java25", "python3.10", "python3.11", "java21", "ruby3.3", "ruby3.4", "ruby3.2",
+    "python3.8", "python3.9", "java17", "nodejs16.x", "dotnet10", "dotnet8", "java11", "dotnet6",
+    "nodejs18.x", "provided.al2", "java8.al2",
+)  # fmt: skip
+
+
 def lookup(name: str) -> RuntimeInfo | None:
     return SUPPORTED.get(name)
