@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 
 class RuntimeFamily(enum.Enum):
@@ -63,3 +64,19 @@ LAMBDA_RUNTIME_ENUM: tuple[str, ...] = (
 
 def lookup(name: str) -> RuntimeInfo | None:
     return SUPPORTED.get(name)
+
+
+class RuntimeHost(Protocol):
+    """What this host can run: the control plane asks it when a function is created or
+    updated (sandbox/discovery.py's ``Discovery`` answers for the local machine)."""
+
+    def missing(self, runtime: str) -> str | None:
+        """None when ``runtime`` can run here; otherwise why not and the fix (a StateReason)."""
+        ...
+
+
+class EveryRuntime:
+    """A host that can run every supported runtime (in-process tests, remote workers)."""
+
+    def missing(self, runtime: str) -> str | None:
+        return None if runtime in SUPPORTED else f"{runtime} is not a runtime brazier knows"
