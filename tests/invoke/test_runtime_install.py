@@ -105,6 +105,12 @@ def test_missing_runtime_fails_then_install_brings_it_to_active(data: Path) -> N
             " following state: Failed"
         )
 
+        version = client.publish_version(FunctionName="late")
+        assert (version["Version"], version["State"]) == ("1", "Failed")
+        assert version["StateReasonCode"] == "InvalidRuntime"
+        with pytest.raises(client.exceptions.ResourceConflictException):
+            client.invoke(FunctionName="late", Qualifier="1", Payload=b"{}")
+
         done = brazier("runtimes", "install", runtime, "--data-dir", str(data))
         assert done.returncode == 0, done.stderr
         row = registry(data)[runtime]
