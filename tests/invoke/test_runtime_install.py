@@ -132,3 +132,27 @@ def test_missing_runtime_fails_then_install_brings_it_to_active(data: Path) -> N
         out, body = call(client, "late", {})
         assert out["StatusCode"] == 200 and "FunctionError" not in out, body
         assert body["node"].startswith(f"{major}.")
+
+
+def test_update_to_a_missing_runtime_fails_and_back_recovers(
+    client: Any, fname: str, data: Path
+) -> None:
+    rows = registry(data)
+    missing = [r for r, row in rows.items() if row["status"] == "missing"]
+    if not missing:
+        pytest.skip("every runtime brazier knows is on this host")
+    client.create_function(
+        FunctionName=fname, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 'ok'\n"})},
+    )  # fmt: skip
+    assert settled(client, fname)["State"] == "Active"
+    client.update_function_configuration(FunctionName=fname, Runtime=missing[0])
+    cfg = settled(client, fname)
+    assert (cfg["State"], cfg["StateReasonCode"]) == ("Failed", "InvalidRuntime"), cfg
+    assert cfg["StateReason"].endswith(f"Install it with: brazier runtimes install {missing[0]}")
+    with pytest.raises(client.exceptions.ResourceConflictException):
+        client.invoke(FunctionName=fname, Payload=b"{}")
+    client.update_function_configuration(FunctionName=fname, Runtime="python3.11")
+    cfg = settled(client, fname)
+    assert (cfg["State"], cfg["LastUpdateStatus"]) == ("Active", "Successful"), cfg
+    assert call(client, fname, {})[1] == "ok"
