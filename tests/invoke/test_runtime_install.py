@@ -156,3 +156,29 @@ def test_update_to_a_missing_runtime_fails_and_back_recovers(
     cfg = settled(client, fname)
     assert (cfg["State"], cfg["LastUpdateStatus"]) == ("Active", "Successful"), cfg
     assert call(client, fname, {})[1] == "ok"
+
+
+def test_a_runtime_removed_from_the_host_fails_the_function_at_invoke(data: Path) -> None:
+    missing = [r for r in ("nodejs22.x", "nodejs24.x") if registry(data)[r]["status"] == "missing"]
+    if not missing:
+        pytest.skip("node 22 and 24 are both on this host already")
+    runtime = missing[0]
+    done = brazier("runtimes", "install", runtime, "--data-dir", str(data))
+    assert done.returncode == 0, done.stderr
+    with running_server(data) as srv:
+        client = lambda_client(srv.url)
+        client.create_function(
+            FunctionName="gone", Runtime=runtime, Role=ROLE, Handler="index.handler",
+            Code={"ZipFile": make_zip({"index.mjs": NODE_APP})},
+        )  # fmt: skip
+        assert settled(client, "gone")["State"] == "Active"
+    major = runtime.removeprefix("nodejs").removesuffix(".x")
+    shutil.rmtree(data / "runtimes" / f"node{major}")  # the operator removed it
+    with running_server(data) as srv:
+        client = lambda_client(srv.url)
+        with pytest.raises(client.exceptions.ResourceConflictException) as exc:
+            client.invoke(FunctionName="gone", Payload=b"{}")
+        assert exc.value.response["Error"]["Message"].endswith("following state: Failed")
+        cfg = client.get_function_configuration(FunctionName="gone")
+        assert (cfg["State"], cfg["StateReasonCode"]) == ("Failed", "InvalidRuntime"), cfg
+        assert cfg["StateReason"].endswith(f"brazier runtimes install {runtime}")
