@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -31,6 +32,7 @@ from brazier.invoke.service import InvokeService
 from brazier.model import runtimes
 from brazier.model.settings import Settings
 from brazier.sandbox import open_sandbox_factory
+from brazier.sandbox.discovery import Discovery
 from brazier.scheduler.base import Scheduler
 from brazier.store.blobs import BlobStore
 from brazier.store.credentials import CredentialStore
@@ -88,10 +90,13 @@ def build_app(settings: Settings) -> ASGIApp:
     pins = CodePins()
     layer_store = SqliteLayerStore(store.db)
     layers = LayerService(layer_store, blobs, code_url=code_urls.url_for, pins=pins)
-    functions = FunctionService(store, blobs, layers, pins=pins)
+    # One registry of this host's runtimes for the control plane (a function whose runtime is
+    # missing is Failed, InvalidRuntime) and the sandboxes; it looks in data_dir/runtimes first.
+    discovery = Discovery.default(data_dir)
+    functions = FunctionService(store, blobs, layers, pins=pins, runtimes=discovery)
     resources = ResourceService(store, account_concurrency=settings.account_concurrency)
     worker = LocalWorker(
-        open_sandbox_factory,
+        functools.partial(open_sandbox_factory, discovery=discovery),
         logs,
         idle_ttl=settings.idle_ttl_seconds,
         init_timeout=settings.init_timeout_seconds,

@@ -15,6 +15,7 @@ from brazier import __version__
 from brazier.cli.main import client_commands
 from brazier.model.logs import DEFAULT_RETENTION_DAYS
 from brazier.model.settings import Settings
+from brazier.runtimes_admin import runtimes
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -279,5 +280,6 @@ def keys_delete(data_dir: str, access_key_id: str) -> None:
         sys.exit(1)
 
 
+main.add_command(runtimes)
 for _cmd in client_commands():
     main.add_command(_cmd)

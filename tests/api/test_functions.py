@@ -116,7 +116,6 @@ def test_wrong_region_and_qualifier_mismatch(client: Any, fname: str) -> None:
         ({"Timeout": 0}, "Member must have value greater than or equal to 1"),
         ({"Timeout": 901}, "Member must have value less than or equal to 900"),
         ({"EphemeralStorage": {"Size": 100}}, "greater than or equal to 512"),
-        ({"Runtime": "cobol1.0"}, "Member must satisfy enum value set"),
         ({"Role": "not-a-role"}, "at 'role' failed to satisfy constraint"),
     ],
 )

@@ -474,6 +474,12 @@ def _validate_value(shape: Shape, value: Any, where: str, errors: list[str]) -> 
                 )
 
 
+# Enums Lambda checks in the service rather than at the edge, with its own exception and text:
+# a function's Runtime answers InvalidParameterValueException (control/rules.py
+# ``check_runtime``). Layers' CompatibleRuntimes keep the edge's ValidationException.
+_SERVICE_CHECKED_ENUMS = frozenset({("Runtime", "runtime")})
+
+
 def _validate_string(shape: Shape, value: str, where: str, prefix: str, errors: list[str]) -> None:
     meta = shape.metadata
     if _UNSTORABLE.search(value):
@@ -485,7 +491,7 @@ def _validate_string(shape: Shape, value: str, where: str, prefix: str, errors: 
         )
         return
     enum = getattr(shape, "enum", None)
-    if enum and value not in enum:
+    if enum and value not in enum and (shape.name, where) not in _SERVICE_CHECKED_ENUMS:
         errors.append(prefix + f"Member must satisfy enum value set: [{', '.join(enum)}]")
     pattern = meta.get("pattern")
     extension = PATTERN_EXTENSIONS.get(shape.name)

@@ -47,6 +47,7 @@ from brazier.model.functions import (
 )
 from brazier.model.identity import Caller
 from brazier.model.logs import own_log_group
+from brazier.model.runtimes import EveryRuntime, RuntimeHost
 from brazier.store.base import MetadataStore
 from brazier.store.blobs import BlobStore
 
@@ -63,6 +64,22 @@ def new_revision() -> str:
     return str(uuid.uuid4())
 
 
+def _settled(lc: Lifecycle, reason: str | None, code: str) -> Lifecycle:
+    """The lifecycle once a create or update has been applied: ``reason`` is None on success."""
+    if reason is None:
+        if lc.state in (State.PENDING, State.FAILED):
+            lc = lc.to_state(State.ACTIVE)
+    elif lc.state is State.PENDING or (code == "InvalidRuntime" and lc.state is not State.INACTIVE):
+        lc = lc.to_state(State.FAILED, reason, code)
+    if lc.update in (None, UpdateStatus.IN_PROGRESS):
+        lc = (
+            lc.to_update(UpdateStatus.SUCCESSFUL)
+            if reason is None
+            else lc.to_update(UpdateStatus.FAILED, reason, code)
+        )
+    return lc
+
+
 class FunctionService:
     def __init__(
         self,
@@ -72,7 +89,9 @@ class FunctionService:
         *,
         clock: Clock = _now,
         pins: CodePins | None = None,
+        runtimes: RuntimeHost | None = None,
     ) -> None:
+        self.runtimes: RuntimeHost = runtimes or EveryRuntime()
         self.store = store
         self.blobs = blobs
         self.pins = pins or CodePins()
@@ -112,28 +131,22 @@ class FunctionService:
     async def _activate(self, fv: FunctionVersion) -> None:
         try:
             sha = fv.config.code.sha256_hex
+            reason: str | None = None
+            code = "InvalidZipFileException"
             try:
                 await asyncio.to_thread(self.blobs.ensure_tree, sha, self._extractor(sha))
-                ok, reason = True, None
             except Exception as exc:  # a failure here is reported on the function, not raised
                 log.exception("unpacking code %s of %s failed", sha, fv.name)
-                ok, reason = False, str(exc)
+                reason = str(exc)
+            if reason is None:
+                # A runtime this host lacks: the function is created (or updated), then Failed
+                # with InvalidRuntime and a reason naming the fix; never an error at Invoke.
+                reason = await asyncio.to_thread(self.runtimes.missing, fv.config.runtime)
+                code = "InvalidRuntime"
             current = await self.store.get_version(fv.account, fv.region, fv.name, fv.version)
             if current is None or current.revision_id != fv.revision_id:
                 return  # deleted or changed meanwhile; the newer change schedules its own task
-            lc = current.lifecycle
-            if lc.state is State.PENDING:
-                lc = (
-                    lc.to_state(State.ACTIVE)
-                    if ok
-                    else lc.to_state(State.FAILED, reason, "InvalidZipFileException")
-                )
-            if lc.update in (None, UpdateStatus.IN_PROGRESS):
-                lc = (
-                    lc.to_update(UpdateStatus.SUCCESSFUL)
-                    if ok
-                    else lc.to_update(UpdateStatus.FAILED, reason, "InvalidZipFileException")
-                )
+            lc = _settled(current.lifecycle, reason, code)
             done = replace(current, lifecycle=lc, revision_id=new_revision())
             await self.store.replace_version(done, expected_revision=current.revision_id)
         finally:

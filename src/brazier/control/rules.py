@@ -56,7 +56,14 @@ def check_runtime(runtime: str) -> None:
             " AWS Lambda functions. We recommend you use a supported runtime while creating or"
             " updating functions."
         )
+    if runtime not in runtimes.LAMBDA_RUNTIME_ENUM:
+        # Lambda's answer to an identifier outside its enum (case matters: PYTHON3.9 is refused).
+        raise InvalidParameterValueException(
+            f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy enum"
+            f" value set: [{', '.join(runtimes.LAMBDA_RUNTIME_ENUM)}] or be a valid ARN"
+        )
     if runtimes.lookup(runtime) is None:
+        # A runtime Lambda has (java, ruby, dotnet) that brazier cannot run: brazier's own answer.
         supported = ", ".join(sorted(runtimes.SUPPORTED))
         raise InvalidParameterValueException(
             f"The runtime parameter of {runtime} is not supported by this Lambda endpoint"

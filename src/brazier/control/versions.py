@@ -94,7 +94,12 @@ class VersionService:
             config=config,
             revision_id=new_revision(),
             last_modified=self.functions.clock(),
-            lifecycle=_published_lifecycle(),
+            # A version of a function this host cannot run (InvalidRuntime) is as Failed as it.
+            lifecycle=(
+                latest.lifecycle
+                if latest.lifecycle.state is State.FAILED
+                else _published_lifecycle()
+            ),
         )
         stored = await self.store.publish_version(snapshot)
         if stored is None:

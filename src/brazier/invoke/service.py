@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import logging
 import random
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,7 @@ from brazier.model.errors import (
     RequestEntityTooLargeException,
     ResourceConflictException,
     ResourceNotFoundException,
+    RuntimeMissing,
 )
 from brazier.model.functions import (
     PROVISIONED_CONCURRENCY,
@@ -297,8 +299,21 @@ class InvokeService:
             return InvokeReply(status=202, payload=b"")
         reservations = await self._reserved(caller.account)
         with self.concurrency.lease(caller.account, (fv.region, fv.name), reservations):
-            result = await worker.invoke(request)
+            try:
+                result = await worker.invoke(request)
+            except RuntimeMissing as exc:
+                await self._mark_failed(request.spec, exc.reason)
+                raise
         return self._reply(result, tail=cmd.log_type == "Tail")
+
+    async def _mark_failed(self, spec: FunctionSpec, reason: str) -> None:
+        """The version's runtime left this host: Failed (InvalidRuntime), as a create would be."""
+        fv = await self.store.get_version(spec.account, spec.region, spec.name, spec.version)
+        if fv is None or fv.lifecycle.state is not State.ACTIVE:
+            return
+        lc = fv.lifecycle.to_state(State.FAILED, reason, "InvalidRuntime")
+        done = replace(fv, lifecycle=lc, revision_id=str(uuid.uuid4()))
+        await self.store.replace_version(done, expected_revision=fv.revision_id)
 
     async def _run_event(self, caller: Caller, request: InvokeRequest) -> None:
         try:

@@ -66,6 +66,19 @@ class ResourceConflictException(_UserError):
     status = 409
 
 
+class RuntimeMissing(ResourceConflictException):
+    """The host lacks the function's runtime (it was removed after the function became Active).
+    Invoke answers as Lambda does for a Failed function; the invoke service marks the version
+    Failed with StateReasonCode InvalidRuntime and ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            "The operation cannot be performed at this time. The function is currently in the"
+            " following state: Failed"
+        )
+        self.reason = reason
+
+
 class ResourceInUseException(_UserError):
     code = "ResourceInUseException"
     status = 400

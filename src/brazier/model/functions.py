@@ -33,9 +33,11 @@ class UpdateStatus(enum.Enum):
 # Allowed transitions; anything else is refused (a bug, never a client error).
 _STATE_MOVES: dict[State, frozenset[State]] = {
     State.PENDING: frozenset({State.ACTIVE, State.FAILED}),
-    State.ACTIVE: frozenset({State.INACTIVE}),
+    # An update to a runtime this host lacks fails the function (InvalidRuntime); an update
+    # that makes it runnable again (the runtime installed) brings it back to Active.
+    State.ACTIVE: frozenset({State.INACTIVE, State.FAILED}),
     State.INACTIVE: frozenset({State.PENDING}),
-    State.FAILED: frozenset(),
+    State.FAILED: frozenset({State.ACTIVE, State.FAILED}),
 }
 _UPDATE_MOVES: dict[UpdateStatus | None, frozenset[UpdateStatus]] = {
     # A create finishes as Successful or Failed without passing through InProgress.

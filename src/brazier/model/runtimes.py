@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 
 class RuntimeFamily(enum.Enum):
@@ -51,5 +52,31 @@ DEPRECATED: frozenset[str] = frozenset(
 )  # fmt: skip
 
 
+# The Runtime enum as Lambda states it when refusing an identifier it does not know, in Lambda's
+# order (recorded 2026-12-01, test_lambda_api.snapshot.json, test_create_lambda_exceptions).
+LAMBDA_RUNTIME_ENUM: tuple[str, ...] = (
+    "nodejs20.x", "python3.14", "provided.al2023", "python3.12", "python3.13", "nodejs24.x",
+    "nodejs22.x", "java25", "python3.10", "python3.11", "java21", "ruby3.3", "ruby3.4", "ruby3.2",
+    "python3.8", "python3.9", "java17", "nodejs16.x", "dotnet10", "dotnet8", "java11", "dotnet6",
+    "nodejs18.x", "provided.al2", "java8.al2",
+)  # fmt: skip
+
+
 def lookup(name: str) -> RuntimeInfo | None:
     return SUPPORTED.get(name)
+
+
+class RuntimeHost(Protocol):
+    """What this host can run: the control plane asks it when a function is created or
+    updated (sandbox/discovery.py's ``Discovery`` answers for the local machine)."""
+
+    def missing(self, runtime: str) -> str | None:
+        """None when ``runtime`` can run here; otherwise why not and the fix (a StateReason)."""
+        ...
+
+
+class EveryRuntime:
+    """A host that can run every supported runtime (in-process tests, remote workers)."""
+
+    def missing(self, runtime: str) -> str | None:
+        return None if runtime in SUPPORTED else f"{runtime} is not a runtime brazier knows"

@@ -35,7 +35,7 @@ from typing import Any
 
 from .base import FactoryStatistics, SandboxSpec, environment_capacity
 from .cgroups import CgroupTree, owner_pid, pid_alive, sweep_stale_trees
-from .discovery import Discovery, Interpreter, Launch, default_python_roots, interpreter_at
+from .discovery import Discovery, Interpreter, Launch, interpreter_at
 from .errors import (
     RuntimeUnavailable,
     SandboxCapacityExceeded,
@@ -133,10 +133,13 @@ class LinuxSandboxFactory:
         state_dir: Path | None = None,
         shm_mb: int = 16,
         node_pool_size: int | None = None,
+        discovery: Discovery | None = None,
     ) -> None:
         self._pool_size = pool_size
         self._node_pool_size = NODE_POOL_SIZE if node_pool_size is None else node_pool_size
-        self._discovery = Discovery(python_roots or default_python_roots())
+        self._discovery = discovery or (
+            Discovery(python_roots) if python_roots else Discovery.default()
+        )
         self._exec = (
             interpreter_at(exec_interpreter) if exec_interpreter else _default_exec_interpreter()
         )
@@ -653,6 +656,7 @@ async def open_sandbox_factory(
     init_dir: Path | None = None,
     state_dir: Path | None = None,
     node_pool_size: int | None = None,
+    discovery: Discovery | None = None,
 ) -> AsyncIterator[LinuxSandboxFactory]:
     """Open a factory for the lifetime of the block; every sandbox is killed when it ends."""
     factory = LinuxSandboxFactory(
@@ -662,6 +666,7 @@ async def open_sandbox_factory(
         init_dir=init_dir,
         state_dir=state_dir,
         node_pool_size=node_pool_size,
+        discovery=discovery,
     )
     async with factory:
         yield factory

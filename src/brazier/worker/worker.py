@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from brazier.model.errors import ServiceException, TooManyRequestsException
+from brazier.model.errors import RuntimeMissing, ServiceException, TooManyRequestsException
 from brazier.model.invocation import (
     FunctionSpec,
     InvokeRequest,
@@ -125,7 +125,12 @@ class LocalWorker:
             raise TooManyRequestsException(
                 "Rate Exceeded.", reason="ConcurrentInvocationLimitExceeded"
             ) from exc
-        except (RuntimeUnavailable, SandboxUnavailable) as exc:
+        except RuntimeUnavailable as exc:
+            await env.aclose()
+            pool.forget(env)
+            fix = f"Install it with: brazier runtimes install {exc.runtime}"
+            raise RuntimeMissing(f"{exc}. {fix}") from exc
+        except SandboxUnavailable as exc:
             await env.aclose()
             pool.forget(env)
             raise ServiceException(str(exc)) from exc
