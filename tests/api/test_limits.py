@@ -16,9 +16,8 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
-from test_auth import _create_key
 
-from support import ServerProcess, lambda_client, make_zip, running_server, wait_active
+from support import ServerProcess, create_key, lambda_client, make_zip, running_server, wait_active
 
 ZIP_REQUEST_CAP = 70_167_211
 ROLE = "arn:aws:iam::111122223333:role/r"
@@ -29,7 +28,7 @@ def secured(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
     data = tmp_path_factory.mktemp("limits") / "data"
-    key = _create_key(data)
+    key = create_key(data)
     srv = ServerProcess(data, args=("--auth", "sigv4")).start()
     yield srv, key
     srv.stop()

@@ -14,9 +14,8 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from test_auth import _create_key
 
-from support import ServerProcess, lambda_client, make_zip, wait_active
+from support import ServerProcess, create_key, lambda_client, make_zip, wait_active
 from test_functions import create
 
 ROLE = "arn:aws:iam::111122223333:role/r"
@@ -32,7 +31,7 @@ def signed(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[ServerProcess, dict[str, str], Any]]:
     data = tmp_path_factory.mktemp("sigv4wire") / "data"
-    key = _create_key(data)
+    key = create_key(data)
     srv = ServerProcess(data, args=("--auth", "sigv4")).start()
     client = lambda_client(srv.url, key=key["AccessKeyId"], secret=key["SecretAccessKey"])
     yield srv, key, client

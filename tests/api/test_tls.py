@@ -17,9 +17,8 @@ import botocore.config
 import botocore.exceptions
 import httpx
 import pytest
-from test_auth import _create_key
 
-from support import ROOT, ServerProcess
+from support import ROOT, ServerProcess, create_key
 from test_functions import create
 
 ROLE = "arn:aws:iam::111122223333:role/r"
@@ -73,7 +72,7 @@ class TlsServer(ServerProcess):
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TlsServer, dict[str, str]]]:
     base = tmp_path_factory.mktemp("tls")
     cert, key_file = _self_signed(base)
-    key = _create_key(base / "data")
+    key = create_key(base / "data")
     srv = TlsServer(base / "data", cert, key_file, "--auth", "sigv4").start()
     yield srv, key
     srv.stop()
