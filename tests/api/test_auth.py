@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.exceptions
 import httpx
 import pytest
 
-from support import ROOT, ServerProcess, create_key, lambda_client
-
-
-@pytest.fixture(scope="module")
-def secured(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
-    data = tmp_path_factory.mktemp("secured") / "data"
-    key = create_key(data)
-    srv = ServerProcess(data, args=("--auth", "sigv4")).start()
-    yield srv, key
-    srv.stop()
+from support import ROOT, create_key, lambda_client
 
 
 def test_valid_key_is_accepted_and_scopes_account(secured: Any) -> None:

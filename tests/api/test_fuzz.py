@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 import brazier.api.lambda_api  # noqa: F401 - registers every operation in HANDLERS
 from brazier.api.operations import HANDLERS
 
-from support import HELLO_PY, ServerProcess, create_key, lambda_client
+from support import HELLO_PY, ServerProcess, lambda_client
 
 MODEL = botocore.session.get_session().get_service_model("lambda")
 IMPLEMENTED = sorted(HANDLERS)
@@ -384,9 +384,10 @@ def fuzz_operation(srv: ServerProcess, deadline: float, name: str, examples: int
     )
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
+        request = data.draw(requests(op))  # drawn even when spent: replays must draw alike
         if time.monotonic() > deadline:
             return  # the budget is spent: the remaining examples are no-ops
-        send(client, ex, data.draw(requests(op)))
+        send(client, ex, request)
 
     with httpx.Client(base_url=srv.url, timeout=60) as client:
         run()
@@ -436,21 +437,13 @@ def test_fuzz_brazier_routes(world: ServerProcess) -> None:
 # -- signed, on a --auth sigv4 server ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def secured(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[ServerProcess, Credentials]]:
-    data = tmp_path_factory.mktemp("fuzz-sigv4") / "data"
-    key = create_key(data)
-    server = ServerProcess(data, args=("--auth", "sigv4")).start()
-    yield server, Credentials(key["AccessKeyId"], key["SecretAccessKey"])
-    server.stop()
-
-
-def test_fuzz_signed_requests(secured: tuple[ServerProcess, Credentials], deadline: float) -> None:
+def test_fuzz_signed_requests(
+    secured: tuple[ServerProcess, dict[str, str]], deadline: float
+) -> None:
     """The same requests, signed with a real key: authentication, then parsing, on hostile input.
     (A query value that is not UTF-8 may fail the signature check: a 403, which is fine.)"""
-    srv, credentials = secured
+    srv, key = secured
+    credentials = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
     ex = Exchanges(srv)
 
     @settings(
@@ -462,9 +455,9 @@ def test_fuzz_signed_requests(secured: tuple[ServerProcess, Credentials], deadli
     )
     @given(name=st.sampled_from(IMPLEMENTED), data=st.data())
     def run(name: str, data: st.DataObject) -> None:
+        method, target, headers, body = data.draw(requests(MODEL.operation_model(name)))
         if time.monotonic() > deadline:
             return
-        method, target, headers, body = data.draw(requests(MODEL.operation_model(name)))
         signed = AWSRequest(method=method, url=srv.url + target, data=body, headers=headers)
         SigV4Auth(credentials, "lambda", "us-east-1").add_auth(signed)
         send(client, ex, (method, target, dict(signed.headers.items()), body))

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,10 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from support import ServerProcess, create_key, lambda_client, make_zip, running_server, wait_active
+from support import ServerProcess, lambda_client, make_zip, running_server, wait_active
 
 ZIP_REQUEST_CAP = 70_167_211
 ROLE = "arn:aws:iam::111122223333:role/r"
-
-
-@pytest.fixture(scope="module")
-def secured(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
-    data = tmp_path_factory.mktemp("limits") / "data"
-    key = create_key(data)
-    srv = ServerProcess(data, args=("--auth", "sigv4")).start()
-    yield srv, key
-    srv.stop()
 
 
 def _answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
