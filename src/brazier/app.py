@@ -31,6 +31,7 @@ from brazier.control.versions import VersionService
 from brazier.events.clock import SystemClock
 from brazier.events.dispatcher import Dispatcher
 from brazier.events.sqlite_queue import SqliteQueue
+from brazier.events.sqs import SqsSender
 from brazier.invoke.service import InvokeService
 from brazier.model import runtimes
 from brazier.model.settings import Settings
@@ -138,6 +139,7 @@ def build_app(settings: Settings) -> ASGIApp:
         event_configs,
         SystemClock(),
         retry_delays=settings.async_retry_delays,
+        sqs=SqsSender(settings.sqs_endpoint) if settings.sqs_endpoint else None,
     )
     invoke.attach_events(dispatcher)
     services = Services(

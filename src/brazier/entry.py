@@ -58,6 +58,10 @@ def version() -> None:
 # -- async invocations (events) ----------------------------------------------------------------
 @click.option("--async-retry-delays", default="60,120", show_default=True,
               help="Seconds before a failed Event invoke's 2nd and 3rd attempts.")  # fmt: skip
+@click.option("--aws-endpoint", default=None,
+              help="URL of an AWS-compatible server for every AWS service called.")  # fmt: skip
+@click.option("--sqs-endpoint", default=None,
+              help="URL of the SQS-compatible server (default: --aws-endpoint).")  # fmt: skip
 # -------------------------------------------------------------------------------------------------
 def server(
     host: str,
@@ -75,6 +79,8 @@ def server(
     tls_key: str | None,
     read_timeout: float | None,
     async_retry_delays: str,
+    aws_endpoint: str | None,
+    sqs_endpoint: str | None,
 ) -> None:
     """Run the brazier server (the Lambda API) until SIGTERM or SIGINT."""
     import uvicorn
@@ -103,6 +109,7 @@ def server(
             tls_cert=Path(tls_cert).resolve() if tls_cert else None,
             tls_key=Path(tls_key).resolve() if tls_key else None,
             async_retry_delays=_delays(async_retry_delays),
+            sqs_endpoint=sqs_endpoint or aws_endpoint,
         )
         _check_tls(settings.tls_cert, settings.tls_key)
     except ValueError as exc:

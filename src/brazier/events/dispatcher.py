@@ -25,10 +25,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from brazier.control.event_config import DEFAULT_EVENT_AGE_S, AsyncPolicy
 from brazier.events import records
@@ -62,6 +62,12 @@ class Invoker(Protocol):
     ) -> tuple[str, str | None]: ...
 
 
+class MessageSender(Protocol):
+    async def send(
+        self, queue_arn: str, body: str, attributes: Mapping[str, Any] | None = None
+    ) -> None: ...
+
+
 class Policies(Protocol):
     async def policy(
         self, account: str, region: str, name: str, qualifier: str | None
@@ -83,6 +89,7 @@ class Dispatcher:
         *,
         retry_delays: tuple[float, ...],  # Settings.async_retry_delays
         max_in_flight: int = MAX_IN_FLIGHT,
+        sqs: MessageSender | None = None,
     ) -> None:
         if not retry_delays or any(d < 0 for d in retry_delays):
             raise ValueError("retry delays must be one or more non-negative numbers")
@@ -92,6 +99,7 @@ class Dispatcher:
         self.clock = clock
         self.retry_delays = retry_delays
         self.max_in_flight = max_in_flight
+        self.sqs = sqs
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -308,6 +316,9 @@ class Dispatcher:
     async def _deliver(self, event: QueuedEvent) -> None:
         destination = event.destination or ""
         service = destination.split(":")[2] if destination.count(":") >= 5 else ""
+        if service == "sqs":
+            await self._deliver_sqs(event, destination)
+            return
         if service != "lambda":
             await self.queue.dead_letter(
                 event.id, f"destinations of type {service or '?'} are not delivered yet"
@@ -337,6 +348,17 @@ class Dispatcher:
             tenant_id=None,
         )
         await self.queue.ack(event.id, then=invoke)
+
+    async def _deliver_sqs(self, event: QueuedEvent, queue_arn: str) -> None:
+        if self.sqs is None:
+            await self._delivery_failed(event, "no SQS endpoint is configured (--sqs-endpoint)")
+            return
+        try:
+            await self.sqs.send(queue_arn, event.payload.decode())
+        except Exception as exc:
+            await self._delivery_failed(event, f"{type(exc).__name__}: {exc}")
+            return
+        await self.queue.ack(event.id)
 
     async def _delivery_failed(self, event: QueuedEvent, why: str) -> None:
         if self.clock.now() - event.enqueued_at > DEFAULT_EVENT_AGE_S:

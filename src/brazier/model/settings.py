@@ -50,6 +50,8 @@ class Settings:
     tls_key: Path | None = None
     # Async invocations: seconds before the 2nd and 3rd attempts of a failed event (Lambda's).
     async_retry_delays: tuple[float, ...] = (60.0, 120.0)
+    # SQS-compatible server that SQS destinations are sent to (None: they wait, kept).
+    sqs_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
