@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -182,6 +183,44 @@ async def test_zero_reserved_concurrency_never_runs() -> None:
     assert record["requestContext"]["approximateInvokeCount"] == 0
     assert "responseContext" not in record
     assert rig.invoker.calls == []
+
+
+@dataclass
+class RecordingSender:
+    sent: list[tuple[str, str, Any]] = field(default_factory=list)
+    down: bool = False
+
+    async def send(self, queue_arn: str, body: str, attributes: Any = None) -> None:
+        if self.down:
+            raise ConnectionError("connection refused")
+        self.sent.append((queue_arn, body, attributes))
+
+
+DLQ = f"arn:aws:sqs:{REGION}:{ACCOUNT}:dlq"
+FAILURES = f"arn:aws:sqs:{REGION}:{ACCOUNT}:failures"
+
+
+async def test_a_failed_event_goes_to_both_its_destination_and_its_dlq() -> None:
+    rig = Rig(AsyncPolicy(retry_attempts=0, on_failure=FAILURES, dead_letter=DLQ), failed())
+    sender = RecordingSender(down=True)
+    rig.dispatcher.sqs = sender
+    rid = await rig.send(b'{"orig": 1}')
+    await rig.at(0)
+    await rig.at(0)  # both deliveries find the server down: kept, retried
+    assert sender.sent == []
+    sender.down = False
+    assert await rig.at(10) == 2
+    by_queue = {arn: (body, attrs) for arn, body, attrs in sender.sent}
+    record = json.loads(by_queue[FAILURES][0])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    body, attrs = by_queue[DLQ]
+    assert json.loads(body) == {"orig": 1}
+    assert attrs == {
+        "RequestID": {"DataType": "String", "StringValue": rid},
+        "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+        "ErrorMessage": {"DataType": "String", "StringValue": "boom"},
+    }
+    assert await rig.queue.depths(rig.clock.now()) == []
 
 
 @pytest.mark.parametrize("current", list(EventState))

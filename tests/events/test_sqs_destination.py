@@ -123,6 +123,36 @@ def test_records_reach_sqs_destinations(moto: str, tmp_path: Path) -> None:
     assert success["responsePayload"] == {"echo": {"k": 1}}
 
 
+def test_dead_letter_queue_gets_the_original_event(moto: str, tmp_path: Path) -> None:
+    sqs = _sqs(moto)
+    dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    srv = ServerProcess(
+        tmp_path / "data", args=("--async-retry-delays", "1,1", "--aws-endpoint", moto),
+        prewarm="python3.11",
+    ).start()  # fmt: skip
+    try:
+        client = lambda_client(srv.url)
+        client.create_function(
+            FunctionName="dl", Runtime="python3.11", Role=ROLE, Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": FAIL})},
+            DeadLetterConfig={"TargetArn": f"arn:aws:sqs:{REGION}:{MOTO_ACCOUNT}:dlq"},
+        )  # fmt: skip
+        wait_active(client, "dl")
+        client.put_function_event_invoke_config(FunctionName="dl", MaximumRetryAttempts=0)
+        client.invoke(FunctionName="dl", InvocationType="Event", Payload=b'{"raise_error": 1}')
+        got = sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"], WaitTimeSeconds=20)[
+            "Messages"
+        ][0]
+    finally:
+        srv.stop()
+    assert json.loads(got["Body"]) == {"raise_error": 1}
+    attrs = got["MessageAttributes"]
+    assert attrs["ErrorCode"] == {"DataType": "Number", "StringValue": "200"}
+    assert attrs["ErrorMessage"] == {"DataType": "String", "StringValue": "boom"}
+    assert attrs["RequestID"]["DataType"] == "String"
+    assert len(attrs["RequestID"]["StringValue"]) == 36
+
+
 def test_an_unreachable_queue_keeps_the_record_until_it_returns(tmp_path: Path) -> None:
     """The SQS server is down when the record is due: it is retried (kept in the queue) and
     delivered once the server is up."""

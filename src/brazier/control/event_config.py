@@ -33,6 +33,7 @@ class AsyncPolicy:
     max_event_age_s: int = DEFAULT_EVENT_AGE_S
     on_success: str | None = None  # destination ARN
     on_failure: str | None = None
+    dead_letter: str | None = None  # the version's DeadLetterConfig.TargetArn
 
 
 class EventConfigService:
@@ -45,8 +46,9 @@ class EventConfigService:
         """The EventInvokeConfig of the qualifier invoked ($LATEST when unqualified), with
         Lambda's defaults for what it leaves out."""
         cfg = await self.store.get_setting(account, region, name, EVENT_CONFIG, qualifier or LATEST)
+        dead_letter = await self._dead_letter_target(account, region, name, qualifier)
         if not cfg:
-            return AsyncPolicy()
+            return AsyncPolicy(dead_letter=dead_letter)
         destinations = cfg.get("DestinationConfig") or {}
         retries = cfg.get("MaximumRetryAttempts")
         age = cfg.get("MaximumEventAgeInSeconds")
@@ -55,7 +57,20 @@ class EventConfigService:
             max_event_age_s=DEFAULT_EVENT_AGE_S if age is None else int(age),
             on_success=(destinations.get("OnSuccess") or {}).get("Destination"),
             on_failure=(destinations.get("OnFailure") or {}).get("Destination"),
+            dead_letter=dead_letter,
         )
+
+    async def _dead_letter_target(
+        self, account: str, region: str, name: str, qualifier: str | None
+    ) -> str | None:
+        version = qualifier or LATEST
+        if version != LATEST and not version.isdigit():
+            alias = await self.store.get_alias(account, region, name, version)
+            if alias is None:
+                return None
+            version = alias.version
+        fv = await self.store.get_version(account, region, name, version)
+        return None if fv is None else fv.config.dead_letter_target
 
     async def _target(
         self, caller: Caller, function: str, qualifier: str | None

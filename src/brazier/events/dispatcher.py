@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -247,9 +248,11 @@ class Dispatcher:
         attempts = event.attempts + 1
         response = records.response_of(result)
         if result.outcome is Outcome.SUCCESS:
-            then = None
+            then = []
             if policy.on_success:
-                then = self._delivery(event, policy.on_success, records.SUCCESS, attempts, response)
+                then.append(
+                    self._delivery(event, policy.on_success, records.SUCCESS, attempts, response)
+                )
             await self.queue.ack(event.id, then=then)
             return
         done = replace(event, attempts=attempts, last_result=response, last_error="Unhandled")
@@ -266,17 +269,39 @@ class Dispatcher:
     async def _fail(
         self, event: QueuedEvent, policy: AsyncPolicy, condition: str, count: int
     ) -> None:
-        if policy.on_failure is None:
+        then = []
+        if policy.on_failure is not None:
+            then.append(
+                self._delivery(event, policy.on_failure, condition, count, event.last_result)
+            )
+        if policy.dead_letter is not None:
+            then.append(self._dead_letter(event, policy.dead_letter, condition))
+        if not then:
             log.info(
-                "async event %s of %s discarded: %s (no OnFailure destination)",
+                "async event %s of %s discarded: %s (no OnFailure destination, no DLQ)",
                 event.request_id,
                 event.function,
                 condition,
             )
-            await self.queue.ack(event.id)
-            return
-        then = self._delivery(event, policy.on_failure, condition, count, event.last_result)
         await self.queue.ack(event.id, then=then)
+
+    def _dead_letter(self, event: QueuedEvent, target: str, condition: str) -> QueuedEvent:
+        """The DLQ gets the original event, with RequestID, ErrorCode and ErrorMessage."""
+        now = self.clock.now()
+        return replace(
+            event,
+            id=str(uuid.uuid4()),
+            kind=Kind.DEAD_LETTER,
+            destination=target,
+            enqueued_at=now,
+            not_before=now,
+            attempts=0,
+            requeues=0,
+            last_result=records.dead_letter_attributes(
+                event.request_id, condition, event.last_result
+            ),
+            last_error=None,
+        )
 
     def _delivery(
         self,
@@ -347,14 +372,17 @@ class Dispatcher:
             client_context=None,
             tenant_id=None,
         )
-        await self.queue.ack(event.id, then=invoke)
+        await self.queue.ack(event.id, then=[invoke])
 
     async def _deliver_sqs(self, event: QueuedEvent, queue_arn: str) -> None:
         if self.sqs is None:
             await self._delivery_failed(event, "no SQS endpoint is configured (--sqs-endpoint)")
             return
+        attributes = None
+        if event.kind is Kind.DEAD_LETTER and event.last_result is not None:
+            attributes = json.loads(event.last_result)
         try:
-            await self.sqs.send(queue_arn, event.payload.decode())
+            await self.sqs.send(queue_arn, event.payload.decode(), attributes)
         except Exception as exc:
             await self._delivery_failed(event, f"{type(exc).__name__}: {exc}")
             return

@@ -8,6 +8,7 @@ tests: :class:`brazier.testing.queues.InMemoryQueue`. Both pass one contract sui
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,6 +19,7 @@ from brazier.events.lifecycle import EventState
 class Kind(enum.Enum):
     INVOKE = "invoke"  # run the function with the payload
     DELIVER = "deliver"  # hand a destination record (the payload) to ``destination``
+    DEAD_LETTER = "dead-letter"  # send the original event (payload) to a DLQ ``destination``
 
 
 class UnknownEvent(KeyError):
@@ -43,7 +45,7 @@ class QueuedEvent:
     client_context: str | None = None
     tenant_id: str | None = None
     destination: str | None = None  # DELIVER: the target's ARN
-    last_result: bytes | None = None  # JSON of the last attempt's response (for the record)
+    last_result: bytes | None = None  # JSON: the last attempt's response; DLQ: its attributes
     last_error: str | None = None  # why it was requeued or dead-lettered
     state: EventState = EventState.READY
     lease_until: float = 0.0
@@ -76,7 +78,7 @@ class AsyncQueue(Protocol):
         oldest due first, now LEASED until ``until``."""
         ...
 
-    async def ack(self, event_id: str, *, then: QueuedEvent | None = None) -> None:
+    async def ack(self, event_id: str, *, then: Sequence[QueuedEvent] = ()) -> None:
         """A LEASED event is finished (DONE, removed); ``then`` is enqueued in the same step."""
         ...
 

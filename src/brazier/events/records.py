@@ -35,6 +35,24 @@ def response_of(result: InvokeResult) -> bytes:
     ).encode()
 
 
+def dead_letter_attributes(request_id: str, condition: str, response: bytes | None) -> bytes:
+    """A DLQ message's attributes (SQS MessageAttributes form), kept as JSON until it is sent:
+    the request id, the invoke's HTTP status and the error message's first kilobyte."""
+    status, message = "429", condition
+    if response is not None:
+        status = "200"
+        payload = json.loads(response).get("responsePayload")
+        if isinstance(payload, dict) and isinstance(payload.get("errorMessage"), str):
+            message = payload["errorMessage"]
+    return json.dumps(
+        {
+            "RequestID": {"DataType": "String", "StringValue": request_id},
+            "ErrorCode": {"DataType": "Number", "StringValue": status},
+            "ErrorMessage": {"DataType": "String", "StringValue": message[:1024] or condition},
+        }
+    ).encode()
+
+
 def invocation_record(
     *,
     condition: str,

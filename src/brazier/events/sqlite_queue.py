@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -191,14 +191,14 @@ class SqliteQueue:
             raise UnknownEvent(event_id)
         return EventState(row[0])
 
-    async def ack(self, event_id: str, *, then: QueuedEvent | None = None) -> None:
+    async def ack(self, event_id: str, *, then: Sequence[QueuedEvent] = ()) -> None:
         def tx(db: sqlite3.Connection) -> None:
             move(self._state(db, event_id), EventState.DONE)
             db.execute("DELETE FROM events WHERE id = ?", (event_id,))
-            if then is not None:
-                db.execute(_INSERT, _row(replace(then, state=EventState.READY)))
+            for follow in then:
+                db.execute(_INSERT, _row(replace(follow, state=EventState.READY)))
 
-        await self._run(lambda: self._tx(tx, sync=then is not None))
+        await self._run(lambda: self._tx(tx, sync=bool(then)))
 
     async def retry_later(self, event: QueuedEvent) -> None:
         def tx(db: sqlite3.Connection) -> None:

@@ -6,7 +6,7 @@ use it with a :class:`ManualClock` and trust it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
@@ -50,11 +50,11 @@ class InMemoryQueue:
             out.append(leased)
         return out
 
-    async def ack(self, event_id: str, *, then: QueuedEvent | None = None) -> None:
+    async def ack(self, event_id: str, *, then: Sequence[QueuedEvent] = ()) -> None:
         move(self._current(event_id).state, EventState.DONE)
         del self._events[event_id]
-        if then is not None:
-            await self.enqueue(then)
+        for follow in then:
+            await self.enqueue(follow)
 
     async def retry_later(self, event: QueuedEvent) -> None:
         current = self._current(event.id)
