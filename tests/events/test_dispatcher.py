@@ -185,6 +185,22 @@ async def test_zero_reserved_concurrency_never_runs() -> None:
     assert rig.invoker.calls == []
 
 
+async def test_the_running_dispatcher_starts_an_accepted_event_at_once() -> None:
+    import asyncio
+
+    rig = Rig(AsyncPolicy(), ok(), ok())
+    async with rig.dispatcher.running():
+        for _ in range(2):
+            before = len(rig.invoker.calls)
+            await rig.send()
+            for _ in range(200):
+                if len(rig.invoker.calls) > before:
+                    break
+                await asyncio.sleep(0.005)
+        assert len(rig.invoker.calls) == 2
+    assert await rig.queue.depths(rig.clock.now()) == []
+
+
 @dataclass
 class RecordingSender:
     sent: list[tuple[str, str, Any]] = field(default_factory=list)

@@ -145,29 +145,35 @@ class Dispatcher:
 
     async def _poll(self, tg: asyncio.TaskGroup) -> None:
         while True:
-            self._wake.clear()
-            free = self.max_in_flight - len(self._in_flight)
-            leased: list[QueuedEvent] = []
-            if free > 0:
-                now = self.clock.now()
-                try:
-                    leased = await self.queue.lease(now, now + LEASE_S, free)
-                except Exception:
-                    log.exception("async events: leasing from the queue failed; retrying")
-                for event in leased:
-                    task = tg.create_task(self._handle(event))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._done)
-            if leased and len(leased) == free:
-                await asyncio.sleep(0)
-                continue
-            wait = IDLE_POLL_S
-            due = await self.queue.next_due()
-            if due is not None:
-                wait = min(wait, max(due - self.clock.now(), 0.0))
-            if free <= 0 or wait > 0:
+            try:
+                wait = await self._poll_once(tg)
+            except Exception:
+                log.exception("async events: reading the queue failed; retrying in a second")
+                wait = IDLE_POLL_S
+            if wait > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait if free > 0 else IDLE_POLL_S)
+                    await asyncio.wait_for(self._wake.wait(), wait)
+            else:
+                await asyncio.sleep(0)
+
+    async def _poll_once(self, tg: asyncio.TaskGroup) -> float:
+        """Start what is due; returns how long to wait for a wake-up (0: look again now)."""
+        self._wake.clear()
+        free = self.max_in_flight - len(self._in_flight)
+        if free <= 0:
+            return IDLE_POLL_S  # a finishing event wakes the loop
+        now = self.clock.now()
+        leased = await self.queue.lease(now, now + LEASE_S, free)
+        for event in leased:
+            task = tg.create_task(self._handle(event))
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+        if len(leased) == free:
+            return 0.0
+        due = await self.queue.next_due()
+        if due is None:
+            return IDLE_POLL_S
+        return min(IDLE_POLL_S, max(due - self.clock.now(), 0.001))
 
     async def run_due(self) -> int:
         """Lease what is due now and handle it to the end, one by one (tests drive the pipeline
