@@ -25,6 +25,8 @@ from brazier.events.queue import Depth, Kind, QueuedEvent, UnknownEvent
 
 T = TypeVar("T")
 
+SCHEMA_VERSION = 1
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id             TEXT PRIMARY KEY,
@@ -88,6 +90,10 @@ class SqliteQueue:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{path} is from a newer brazier (schema {version})")
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._pending: list[tuple[QueuedEvent, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._open = False
