@@ -219,7 +219,7 @@ FAILURES = f"arn:aws:sqs:{REGION}:{ACCOUNT}:failures"
 async def test_a_failed_event_goes_to_both_its_destination_and_its_dlq() -> None:
     rig = Rig(AsyncPolicy(retry_attempts=0, on_failure=FAILURES, dead_letter=DLQ), failed())
     sender = RecordingSender(down=True)
-    rig.dispatcher.sqs = sender
+    rig.dispatcher.deliveries.sqs = sender
     rid = await rig.send(b'{"orig": 1}')
     await rig.at(0)
     await rig.at(0)  # both deliveries find the server down: kept, retried

@@ -13,30 +13,27 @@ same reserved and account concurrency). Per event:
   then ``RetriesExhausted`` (or ``EventAgeExceeded`` when the next retry would come too late);
 * success: the OnSuccess destination, if any, gets the ``Success`` record.
 
-A record for a destination is itself a queued item (DELIVER), stored in the same step that
-finishes the event, so it survives a restart; delivering it to a function is an async invoke of
-that function. A destination that cannot be reached is retried with backoff and, after the
-default event age, kept as DEAD (visible in the queue's depths), never dropped.
+Destination records and DLQ messages are built and delivered by ``events/delivery.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
-from brazier.control.event_config import DEFAULT_EVENT_AGE_S, AsyncPolicy
+from brazier.control.event_config import AsyncPolicy
 from brazier.events import records
+from brazier.events.backoff import backoff
 from brazier.events.clock import Clock
+from brazier.events.delivery import Deliveries, MessageSender
 from brazier.events.queue import AsyncQueue, Kind, QueuedEvent
 from brazier.invoke.service import AsyncInvocation
-from brazier.model.arns import LATEST, function_arn
 from brazier.model.errors import (
     LambdaError,
     ResourceNotFoundException,
@@ -49,8 +46,6 @@ log = logging.getLogger(__name__)
 LEASE_S = 15 * 60 + 60  # the longest function timeout, and a margin
 MAX_IN_FLIGHT = 256  # events being run at once (concurrency limits still apply per function)
 IDLE_POLL_S = 1.0  # look at the queue at least this often
-BACKOFF_BASE_S = 1.0
-BACKOFF_CAP_S = 300.0
 
 
 class Invoker(Protocol):
@@ -63,21 +58,10 @@ class Invoker(Protocol):
     ) -> tuple[str, str | None]: ...
 
 
-class MessageSender(Protocol):
-    async def send(
-        self, queue_arn: str, body: str, attributes: Mapping[str, Any] | None = None
-    ) -> None: ...
-
-
 class Policies(Protocol):
     async def policy(
         self, account: str, region: str, name: str, qualifier: str | None
     ) -> AsyncPolicy: ...
-
-
-def backoff(requeues: int) -> float:
-    """Seconds before the ``requeues``-th requeue (1-based) is tried again."""
-    return float(min(BACKOFF_BASE_S * 2 ** max(requeues - 1, 0), BACKOFF_CAP_S))
 
 
 class Dispatcher:
@@ -100,7 +84,7 @@ class Dispatcher:
         self.clock = clock
         self.retry_delays = retry_delays
         self.max_in_flight = max_in_flight
-        self.sqs = sqs
+        self.deliveries = Deliveries(queue, invoker, clock, sqs)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -193,7 +177,7 @@ class Dispatcher:
             if event.kind is Kind.INVOKE:
                 await self._invoke(event)
             else:
-                await self._deliver(event)
+                await self.deliveries.deliver(event)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -257,7 +241,9 @@ class Dispatcher:
             then = []
             if policy.on_success:
                 then.append(
-                    self._delivery(event, policy.on_success, records.SUCCESS, attempts, response)
+                    self.deliveries.record(
+                        event, policy.on_success, records.SUCCESS, attempts, response
+                    )
                 )
             await self.queue.ack(event.id, then=then)
             return
@@ -278,10 +264,12 @@ class Dispatcher:
         then = []
         if policy.on_failure is not None:
             then.append(
-                self._delivery(event, policy.on_failure, condition, count, event.last_result)
+                self.deliveries.record(
+                    event, policy.on_failure, condition, count, event.last_result
+                )
             )
         if policy.dead_letter is not None:
-            then.append(self._dead_letter(event, policy.dead_letter, condition))
+            then.append(self.deliveries.dead_letter(event, policy.dead_letter, condition))
         if not then:
             log.info(
                 "async event %s of %s discarded: %s (no OnFailure destination, no DLQ)",
@@ -290,116 +278,3 @@ class Dispatcher:
                 condition,
             )
         await self.queue.ack(event.id, then=then)
-
-    def _dead_letter(self, event: QueuedEvent, target: str, condition: str) -> QueuedEvent:
-        """The DLQ gets the original event, with RequestID, ErrorCode and ErrorMessage."""
-        now = self.clock.now()
-        return replace(
-            event,
-            id=str(uuid.uuid4()),
-            kind=Kind.DEAD_LETTER,
-            destination=target,
-            enqueued_at=now,
-            not_before=now,
-            attempts=0,
-            requeues=0,
-            last_result=records.dead_letter_attributes(
-                event.request_id, condition, event.last_result
-            ),
-            last_error=None,
-        )
-
-    def _delivery(
-        self,
-        event: QueuedEvent,
-        destination: str,
-        condition: str,
-        count: int,
-        response: bytes | None,
-    ) -> QueuedEvent:
-        now = self.clock.now()
-        arn = function_arn(event.region, event.account, event.function, event.qualifier or LATEST)
-        record = records.invocation_record(
-            condition=condition,
-            request_id=event.request_id,
-            function_arn=arn,
-            invoke_count=count,
-            request_payload=event.payload,
-            response=response,
-            at=now,
-        )
-        return replace(
-            event,
-            id=str(uuid.uuid4()),
-            kind=Kind.DELIVER,
-            payload=record,
-            destination=destination,
-            enqueued_at=now,
-            not_before=now,
-            attempts=0,
-            requeues=0,
-            last_result=None,
-            last_error=None,
-        )
-
-    # -- destinations ------------------------------------------------------------------------
-
-    async def _deliver(self, event: QueuedEvent) -> None:
-        destination = event.destination or ""
-        service = destination.split(":")[2] if destination.count(":") >= 5 else ""
-        if service == "sqs":
-            await self._deliver_sqs(event, destination)
-            return
-        if service != "lambda":
-            await self.queue.dead_letter(
-                event.id, f"destinations of type {service or '?'} are not delivered yet"
-            )
-            return
-        target_account = destination.split(":")[4]
-        try:
-            name, qualifier = await self.invoker.resolve_async_target(
-                target_account, event.region, destination
-            )
-        except LambdaError as exc:
-            await self._delivery_failed(event, f"{exc.code}: {exc}")
-            return
-        now = self.clock.now()
-        invoke = replace(
-            event,
-            id=str(uuid.uuid4()),
-            kind=Kind.INVOKE,
-            account=target_account,
-            function=name,
-            qualifier=qualifier,
-            request_id=str(uuid.uuid4()),
-            destination=None,
-            enqueued_at=now,
-            not_before=now,
-            client_context=None,
-            tenant_id=None,
-        )
-        await self.queue.ack(event.id, then=[invoke])
-
-    async def _deliver_sqs(self, event: QueuedEvent, queue_arn: str) -> None:
-        if self.sqs is None:
-            await self._delivery_failed(event, "no SQS endpoint is configured (--sqs-endpoint)")
-            return
-        attributes = None
-        if event.kind is Kind.DEAD_LETTER and event.last_result is not None:
-            attributes = json.loads(event.last_result)
-        try:
-            await self.sqs.send(queue_arn, event.payload.decode(), attributes)
-        except Exception as exc:
-            await self._delivery_failed(event, f"{type(exc).__name__}: {exc}")
-            return
-        await self.queue.ack(event.id)
-
-    async def _delivery_failed(self, event: QueuedEvent, why: str) -> None:
-        if self.clock.now() - event.enqueued_at > DEFAULT_EVENT_AGE_S:
-            log.warning("destination record %s kept undelivered: %s", event.id, why)
-            await self.queue.dead_letter(event.id, why)
-            return
-        n = event.attempts + 1
-        await self.queue.retry_later(
-            replace(event, attempts=n, not_before=self.clock.now() + backoff(n), last_error=why)
-        )
