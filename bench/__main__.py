@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import burst, control_plane, invoke, log_flood, oversized
+from bench import burst, control_plane, events, invoke, log_flood, oversized
 from bench.common import ROOT, git_revision, machine, speed
 
 SUITES = {
@@ -18,6 +18,7 @@ SUITES = {
     "oversized": oversized.run,
     "burst": burst.run,
     "log_flood": log_flood.run,
+    "events": events.run,
 }
 
 

@@ -28,6 +28,10 @@ from brazier.control.provisioned import ProvisionedService
 from brazier.control.resources import ResourceService
 from brazier.control.urls import UrlService
 from brazier.control.versions import VersionService
+from brazier.events.clock import SystemClock
+from brazier.events.dispatcher import Dispatcher
+from brazier.events.sqlite_queue import SqliteQueue
+from brazier.events.sqs import SqsSender
 from brazier.invoke.service import InvokeService
 from brazier.model import runtimes
 from brazier.model.settings import Settings
@@ -126,6 +130,18 @@ def build_app(settings: Settings) -> ASGIApp:
         opt_dir,
         account_concurrency=settings.account_concurrency,
     )
+    event_configs = EventConfigService(store)
+    # Event invocations: durable in their own SQLite file, run by the dispatcher (decision 0026).
+    event_queue = SqliteQueue(data_dir / "events.db")
+    dispatcher = Dispatcher(
+        event_queue,
+        invoke,
+        event_configs,
+        SystemClock(),
+        retry_delays=settings.async_retry_delays,
+        sqs=SqsSender(settings.sqs_endpoint) if settings.sqs_endpoint else None,
+    )
+    invoke.attach_events(dispatcher)
     services = Services(
         functions=functions,
         resources=resources,
@@ -134,7 +150,7 @@ def build_app(settings: Settings) -> ASGIApp:
         logs=LogService(store, logs),
         versions=VersionService(store, functions),
         concurrency=ConcurrencyService(store, account_limit=settings.account_concurrency),
-        event_configs=EventConfigService(store),
+        event_configs=event_configs,
         layers=layers,
         urls=UrlService(store, url_for=_url_renderer(settings)),
         provisioned=ProvisionedService(store),
@@ -153,6 +169,8 @@ def build_app(settings: Settings) -> ASGIApp:
             worker.running(),
             functions.running(),
             invoke.running(),
+            event_queue.running(),
+            dispatcher.running(),
             collector.running(),
         ):
             log.info(

@@ -55,6 +55,14 @@ def version() -> None:
 @click.option("--read-timeout", default=None, type=click.FloatRange(min=0.1),
               help="Seconds a client may take to send a request's head, or to send more of its"
                    " body (default 10).")  # fmt: skip
+# -- async invocations (events) ----------------------------------------------------------------
+@click.option("--async-retry-delays", default="60,120", show_default=True,
+              help="Seconds before a failed Event invoke's 2nd and 3rd attempts.")  # fmt: skip
+@click.option("--aws-endpoint", default=None,
+              help="URL of an AWS-compatible server for every AWS service called.")  # fmt: skip
+@click.option("--sqs-endpoint", default=None,
+              help="URL of the SQS-compatible server (default: --aws-endpoint).")  # fmt: skip
+# -------------------------------------------------------------------------------------------------
 def server(
     host: str,
     port: int,
@@ -70,6 +78,9 @@ def server(
     tls_cert: str | None,
     tls_key: str | None,
     read_timeout: float | None,
+    async_retry_delays: str,
+    aws_endpoint: str | None,
+    sqs_endpoint: str | None,
 ) -> None:
     """Run the brazier server (the Lambda API) until SIGTERM or SIGINT."""
     import uvicorn
@@ -97,6 +108,8 @@ def server(
             ),
             tls_cert=Path(tls_cert).resolve() if tls_cert else None,
             tls_key=Path(tls_key).resolve() if tls_key else None,
+            async_retry_delays=_delays(async_retry_delays),
+            sqs_endpoint=sqs_endpoint or aws_endpoint,
         )
         _check_tls(settings.tls_cert, settings.tls_key)
     except ValueError as exc:
@@ -137,6 +150,16 @@ def server(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     uvicorn.Server(config).run()
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    """``--async-retry-delays 60,120`` -> (60.0, 120.0); ValueError on anything else."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"--async-retry-delays takes seconds separated by commas: {text!r}"
+        ) from None
 
 
 def _check_tls(cert: Path | None, key: Path | None) -> None:

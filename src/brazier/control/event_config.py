@@ -1,6 +1,6 @@
 """EventInvokeConfig: retries, event age and destinations of asynchronous invocations.
 
-Stored and validated now; the asynchronous pipeline that acts on them arrives in a later issue.
+Stored and validated here; ``brazier.events`` acts on them through :meth:`policy`.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from brazier.model.arns import LATEST, function_arn, resolve_ref
@@ -20,9 +21,56 @@ EVENT_CONFIG = EVENT_INVOKE_CONFIG
 _DESTINATION = re.compile(r"^arn:aws[a-zA-Z-]*:(sqs|sns|lambda|events|s3):")
 
 
+DEFAULT_RETRY_ATTEMPTS = 2
+DEFAULT_EVENT_AGE_S = 21600
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncPolicy:
+    """What an asynchronous invocation of one function, version or alias is subject to."""
+
+    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
+    max_event_age_s: int = DEFAULT_EVENT_AGE_S
+    on_success: str | None = None  # destination ARN
+    on_failure: str | None = None
+    dead_letter: str | None = None  # the version's DeadLetterConfig.TargetArn
+
+
 class EventConfigService:
     def __init__(self, store: MetadataStore) -> None:
         self.store = store
+
+    async def policy(
+        self, account: str, region: str, name: str, qualifier: str | None
+    ) -> AsyncPolicy:
+        """The EventInvokeConfig of the qualifier invoked ($LATEST when unqualified), with
+        Lambda's defaults for what it leaves out."""
+        cfg = await self.store.get_setting(account, region, name, EVENT_CONFIG, qualifier or LATEST)
+        dead_letter = await self._dead_letter_target(account, region, name, qualifier)
+        if not cfg:
+            return AsyncPolicy(dead_letter=dead_letter)
+        destinations = cfg.get("DestinationConfig") or {}
+        retries = cfg.get("MaximumRetryAttempts")
+        age = cfg.get("MaximumEventAgeInSeconds")
+        return AsyncPolicy(
+            retry_attempts=DEFAULT_RETRY_ATTEMPTS if retries is None else int(retries),
+            max_event_age_s=DEFAULT_EVENT_AGE_S if age is None else int(age),
+            on_success=(destinations.get("OnSuccess") or {}).get("Destination"),
+            on_failure=(destinations.get("OnFailure") or {}).get("Destination"),
+            dead_letter=dead_letter,
+        )
+
+    async def _dead_letter_target(
+        self, account: str, region: str, name: str, qualifier: str | None
+    ) -> str | None:
+        version = qualifier or LATEST
+        if version != LATEST and not version.isdigit():
+            alias = await self.store.get_alias(account, region, name, version)
+            if alias is None:
+                return None
+            version = alias.version
+        fv = await self.store.get_version(account, region, name, version)
+        return None if fv is None else fv.config.dead_letter_target
 
     async def _target(
         self, caller: Caller, function: str, qualifier: str | None

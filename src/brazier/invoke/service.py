@@ -1,7 +1,8 @@
 """Invoke: resolve the function, check limits, run it on a worker, shape the answer.
 
-RequestResponse waits for the result; Event answers 202 at once and runs the invocation in the
-background (retries and destinations arrive with the async pipeline); DryRun only checks.
+RequestResponse waits for the result; Event hands the invocation to an :class:`EventAcceptor`
+(the durable queue of ``brazier.events``) and answers 202 once it is stored; the dispatcher later
+runs it through :meth:`InvokeService.run_queued`, the same path; DryRun only checks.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from brazier.invoke.limits import AccountConcurrency
 from brazier.invoke.provisioning import ProvisionedEnvironments
@@ -85,6 +87,26 @@ Routed = tuple[FunctionVersion, FunctionSpec]
 
 
 @dataclass(frozen=True, slots=True)
+class AsyncInvocation:
+    """An accepted Event invocation: what is stored to run it later (after a restart too)."""
+
+    account: str
+    region: str
+    function: str  # bare name
+    qualifier: str | None  # as the caller named it
+    payload: bytes
+    request_id: str
+    client_context: str | None = None  # JSON text, already decoded
+    tenant_id: str | None = None
+
+
+class EventAcceptor(Protocol):
+    async def accept(self, invocation: AsyncInvocation) -> None:
+        """Keep ``invocation`` durably for later execution; it is stored when this returns."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class _Target:
     """A resolved invocation target; ``pick`` draws the version for one invocation."""
 
@@ -118,6 +140,7 @@ class InvokeService:
         self.concurrency = AccountConcurrency(account_concurrency)
         self._revisions: dict[tuple[str, str, str, str], str] = {}
         self._tasks: asyncio.TaskGroup | None = None
+        self._events: EventAcceptor | None = None
         # Resolved (version, spec) per (account, region, function, qualifier), valid while the
         # store's generation stays where it was when they were read: the warm path skips the
         # store and the spec building.
@@ -126,9 +149,13 @@ class InvokeService:
         self._reservations: dict[str, dict[tuple[str, str], int]] = {}
         self.provisioning = ProvisionedEnvironments(store, scheduler, self._provisioned_spec)
 
+    def attach_events(self, acceptor: EventAcceptor) -> None:
+        """Where Event invocations go (the composition root wires the async dispatcher)."""
+        self._events = acceptor
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[InvokeService]:
-        """Own the background (Event) invocations."""
+        """Own the background work (the provisioned-concurrency reconciler)."""
         async with asyncio.TaskGroup() as tg:
             self._tasks = tg
             reconciler = tg.create_task(self._reconcile_forever())
@@ -273,30 +300,78 @@ class InvokeService:
         self._check_payload(cmd)
         client_context = self._client_context(cmd.client_context_b64)
         target = await self._resolve_cached(caller, cmd)
-        fv, spec = target.pick()
+        fv = target.primary[0]
         if cmd.invocation_type == "DryRun":
             return InvokeReply(status=204, payload=b"")
+        if cmd.invocation_type == "Event":
+            if self._events is None:
+                raise RuntimeError("InvokeService has no event acceptor attached")
+            await self._events.accept(
+                AsyncInvocation(
+                    account=caller.account,
+                    region=caller.region,
+                    function=fv.name,
+                    qualifier=target.qualifier,
+                    payload=cmd.payload or b"{}",
+                    request_id=cmd.request_id or ids.request_id(),
+                    client_context=client_context,
+                    tenant_id=cmd.tenant_id,
+                )
+            )
+            return InvokeReply(status=202, payload=b"")
+        result = await self._run(caller, target, cmd.request_id or ids.request_id(),
+                                 cmd.payload or b"{}", client_context, cmd.tenant_id)  # fmt: skip
+        return self._reply(result, tail=cmd.log_type == "Tail")
+
+    async def run_queued(self, inv: AsyncInvocation) -> InvokeResult:
+        """Run an accepted Event invocation now, on the synchronous path's environments and
+        concurrency rules. Raises TooManyRequestsException past a limit (the caller requeues),
+        ResourceNotFoundException when the function or qualifier is gone."""
+        caller = Caller(inv.account, inv.region)
+        cmd = InvokeCommand(inv.function, inv.qualifier, "Event", "None", inv.payload)
+        target = await self._resolve_cached(caller, cmd)
+        return await self._run(
+            caller, target, inv.request_id, inv.payload, inv.client_context, inv.tenant_id
+        )
+
+    async def resolve_async_target(
+        self, account: str, region: str, function: str
+    ) -> tuple[str, str | None]:
+        """(name, qualifier) of a function an Event invocation can go to (a destination's ARN);
+        raises as Invoke would when it is missing or not Active."""
+        cmd = InvokeCommand(function, None, "Event", "None", b"")
+        target = await self._resolve_cached(Caller(account, region), cmd)
+        return target.primary[0].name, target.qualifier
+
+    async def reserved_concurrency(self, account: str, region: str, name: str) -> int | None:
+        return (await self._reserved(account)).get((region, name))
+
+    async def _run(
+        self,
+        caller: Caller,
+        target: _Target,
+        request_id: str,
+        payload: bytes,
+        client_context: str | None,
+        tenant_id: str | None,
+    ) -> InvokeResult:
+        fv, spec = target.pick()
         worker = self.scheduler.choose(spec)
         await self._retire_stale(spec)
         invoked_arn = function_arn(caller.region, caller.account, fv.name, target.qualifier)
         request = InvokeRequest(
             spec=spec,
-            request_id=cmd.request_id or ids.request_id(),
-            payload=cmd.payload or b"{}",
+            request_id=request_id,
+            payload=payload,
             invoked_arn=invoked_arn,
             client_context=client_context,
-            tenant_id=cmd.tenant_id,
+            tenant_id=tenant_id,
             trace_id=new_trace_id(spec.tracing_mode == "Active"),
         )
         if target.provisioned and spec.version == target.primary[1].version:
             request = replace(
                 request, spec=replace(spec, initialization_type=PROVISIONED), fallback=spec
             )
-        if cmd.invocation_type == "Event":
-            if self._tasks is None:
-                raise RuntimeError("InvokeService used outside running()")
-            self._tasks.create_task(self._run_event(caller, request))
-            return InvokeReply(status=202, payload=b"")
         reservations = await self._reserved(caller.account)
         with self.concurrency.lease(caller.account, (fv.region, fv.name), reservations):
             try:
@@ -304,7 +379,7 @@ class InvokeService:
             except RuntimeMissing as exc:
                 await self._mark_failed(request.spec, exc.reason)
                 raise
-        return self._reply(result, tail=cmd.log_type == "Tail")
+        return result
 
     async def _mark_failed(self, spec: FunctionSpec, reason: str) -> None:
         """The version's runtime left this host: Failed (InvalidRuntime), as a create would be."""
@@ -314,17 +389,6 @@ class InvokeService:
         lc = fv.lifecycle.to_state(State.FAILED, reason, "InvalidRuntime")
         done = replace(fv, lifecycle=lc, revision_id=str(uuid.uuid4()))
         await self.store.replace_version(done, expected_revision=fv.revision_id)
-
-    async def _run_event(self, caller: Caller, request: InvokeRequest) -> None:
-        try:
-            spec = request.spec
-            reservations = await self._reserved(caller.account)
-            with self.concurrency.lease(caller.account, (spec.region, spec.name), reservations):
-                await self.scheduler.choose(spec).invoke(request)
-        except Exception:
-            # Retries, destinations and DLQs arrive with the async pipeline; until then a failed
-            # event is logged, never lost silently.
-            log.exception("event invocation %s of %s failed", request.request_id, request.spec.name)
 
     async def _provisioned_spec(self, fv: FunctionVersion) -> FunctionSpec:
         spec = self._spec(fv, await self.opt_dir(fv.config.layers))

@@ -48,6 +48,10 @@ class Settings:
     # PEM certificate chain and private key: serve HTTPS instead of HTTP (both or neither).
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # Async invocations: seconds before the 2nd and 3rd attempts of a failed event (Lambda's).
+    async_retry_delays: tuple[float, ...] = (60.0, 120.0)
+    # SQS-compatible server that SQS destinations are sent to (None: they wait, kept).
+    sqs_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -64,6 +68,8 @@ class Settings:
             raise ValueError("idle TTL must be positive")
         if self.log_retention_days < 0:
             raise ValueError("log retention must be 0 (forever) or a number of days")
+        if not self.async_retry_delays or any(d < 0 for d in self.async_retry_delays):
+            raise ValueError("async retry delays must be one or more non-negative seconds")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
 

@@ -1,0 +1,1 @@
+"""Asynchronous (Event) invocations: a durable queue, its dispatcher, retries and destinations."""
