@@ -256,7 +256,7 @@ def check_cgroups(opts: DoctorOptions) -> Iterator[Finding]:
     v1, _ = _mountinfo()
     own = _own_cgroups()
     if mode is CgroupMode.V2:
-        yield from _check_v2(Path("/sys/fs/cgroup") / own.get("", ""))
+        yield from check_v2(Path("/sys/fs/cgroup") / own.get("", ""))
         return
     needed = _V1_NEEDED + (() if mode is CgroupMode.HYBRID else _V1_WITHOUT_V2)
     missing = [c for c in needed if c not in v1]
@@ -287,10 +287,10 @@ def check_cgroups(opts: DoctorOptions) -> Iterator[Finding]:
     )
 
 
-def _delegated(own: Path) -> bool:
+def _delegated(own: Path, systemd: Path) -> bool:
     """Whether this cgroup was handed to us: systemd marks a delegated one with an xattr; without
     systemd, whoever runs us owns the tree."""
-    if not _SYSTEMD.is_dir():
+    if not systemd.is_dir():
         return True
     for attr in ("trusted.delegate", "user.delegate"):
         with contextlib.suppress(OSError):
@@ -299,11 +299,18 @@ def _delegated(own: Path) -> bool:
     return False
 
 
-def _check_v2(own: Path) -> Iterator[Finding]:
+def check_v2(own: Path, systemd: Path = _SYSTEMD) -> Iterator[Finding]:
+    """The unified hierarchy, from our own cgroup ``own`` (``systemd``: sd_booted's marker)."""
     try:
         available = set((own / "cgroup.controllers").read_text().split())
     except OSError as exc:
-        yield Finding("cgroups", Level.FAIL, f"cgroup v2: cannot read {own}: {exc.strerror}")
+        yield Finding(
+            "cgroups",
+            Level.FAIL,
+            f"cgroup v2: cannot read {own}: {exc.strerror}",
+            "mount cgroup2 at /sys/fs/cgroup (in a container: --cgroupns=private with a"
+            " writable cgroup mount)",
+        )
         return
     missing = [c for c in _V2_NEEDED if c not in available]
     if missing:
@@ -324,7 +331,7 @@ def _check_v2(own: Path) -> Iterator[Finding]:
             " systemd-run --scope -p Delegate=yes brazier server",
         )
         return
-    if not _delegated(own):
+    if not _delegated(own, systemd):
         yield Finding(
             "cgroups",
             Level.WARN,
