@@ -111,11 +111,11 @@ def _missing_tools(helper: Helper) -> tuple[str, str] | None:
     return None
 
 
-def sources_digest(init_dir: Path = PACKAGE_INIT_DIR) -> str:
+def sources_digest(init_dir: Path | None = None) -> str:
     """A digest of every file the sandboxes take from ``init_dir`` (so a new brazier version
     gets a cache directory of its own)."""
     h = hashlib.sha256()
-    for f in sorted(init_dir.iterdir()):
+    for f in sorted((init_dir or PACKAGE_INIT_DIR).iterdir()):
         if f.is_file() and f.name not in {h.output for h in HELPERS} and f.suffix != ".pyc":
             h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]
@@ -182,6 +182,9 @@ def init_dir() -> Path:
     ones are built on first use. Falls back to the package's, with a warning, when the cache
     cannot be used."""
     wanted = [h for h in HELPERS if _buildable(h)]
+    for helper in HELPERS:
+        if helper not in wanted and not _is_file(PACKAGE_INIT_DIR / helper.output):
+            _warn_once(helper)
     if all((PACKAGE_INIT_DIR / h.output).is_file() for h in wanted):
         return PACKAGE_INIT_DIR
     try:
@@ -194,6 +197,28 @@ def init_dir() -> Path:
             exc,
         )
         return PACKAGE_INIT_DIR
+
+
+_warned: set[str] = set()
+
+
+def _without(helper: Helper) -> str:
+    """What brazier does without ``helper``."""
+    if helper.needs_node_headers:
+        return "node functions set _X_AMZN_TRACE_ID through process.env"
+    return "environments use the Python init, ~1.4 MiB more memory each"
+
+
+def _warn_once(helper: Helper) -> None:
+    """One line per process for a helper that cannot be built here: why, and the fix."""
+    missing = _missing_tools(helper)
+    if missing is None or helper.name in _warned:
+        return
+    _warned.add(helper.name)
+    _log.warning(
+        "native helper %s not built (%s): %s; to build it: %s",
+        helper.output, missing[0], _without(helper), missing[1],
+    )  # fmt: skip
 
 
 def _cached_init_dir(wanted: list[Helper]) -> Path:
@@ -248,12 +273,7 @@ def status() -> list[HelperStatus]:
                     helper.purpose,
                     None,
                     False,
-                    f"not built ({missing[0]}): "
-                    + (
-                        "environments use the Python init, ~1.4 MiB more memory each"
-                        if not helper.needs_node_headers
-                        else "node functions set _X_AMZN_TRACE_ID through process.env"
-                    ),
+                    f"not built ({missing[0]}): {_without(helper)}",
                     missing[1],
                 )
             )
