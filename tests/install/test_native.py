@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,14 @@ def test_first_use_builds_into_a_private_copy_keyed_by_the_sources(sources_only:
     assert init.stat().st_mtime_ns == built_at
     rows = {r.name: r for r in native.status()}
     assert rows["init"].path == init
+    node = shutil.which("node")
+    if node and native.node_headers():  # node loads the module built for it
+        module = first / "_brazier_trace_env.node"
+        out = subprocess.run(
+            [node, "-e", f"console.log(typeof require({str(module)!r}).set)"],
+            capture_output=True, text=True, check=True, timeout=30,
+        )  # fmt: skip
+        assert out.stdout.strip() == "function"
     # New sources (an upgrade): a directory of their own.
     (sources_only / "zygote.py").write_text((sources_only / "zygote.py").read_text() + "\n# v2\n")
     assert native.init_dir() != first

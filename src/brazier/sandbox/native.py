@@ -48,13 +48,13 @@ class Helper:
     needs_node_headers: bool
 
     def command(self, src: Path, out: Path, headers: Path | None) -> list[str]:
+        flags = ["-O2", "-Wall", "-Wextra", "-Werror", "-o", str(out), str(src)]
         if self.needs_node_headers:
             assert headers is not None
-            return ["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
-                    f"-DNODE_GYP_MODULE_NAME={out.stem}", f"-I{headers}", "-o", str(out),
-                    str(src)]  # fmt: skip
-        return ["gcc", "-O2", "-static", "-s", "-Wall", "-Wextra", "-Werror", "-o", str(out),
-                str(src)]  # fmt: skip
+            module = Path(self.output).stem
+            return ["gcc", "-shared", "-fPIC", f"-DNODE_GYP_MODULE_NAME={module}",
+                    f"-I{headers}", *flags]  # fmt: skip
+        return ["gcc", "-static", "-s", *flags]
 
 
 HELPERS = (
