@@ -1,14 +1,17 @@
-"""The doctor's cgroup v2 findings, against a cgroupfs laid out in a directory: this machine is
-v1 hybrid and its cgroups are not ours to remount (the VM suite runs the real v2)."""
+"""Doctor findings this host cannot give for real: cgroup v2 (against a cgroupfs laid out in a
+directory: this machine is v1 hybrid and its cgroups are not ours to remount; the VM suite runs
+the real v2), no loop devices, no mkfs.ext4, a check that breaks."""
 
 from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from brazier import doctor
 from brazier.doctor import Finding, Level, check_v2
 
 
@@ -65,3 +68,34 @@ def test_an_unreadable_cgroup_fails(tmp_path: Path) -> None:
     found = one(list(check_v2(tmp_path / "gone", systemd=tmp_path / "no-systemd")))
     assert found.level is Level.FAIL
     assert str(tmp_path / "gone") in found.what
+
+
+# -- other findings a host can give, with what this one does not have ----------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the loop check runs as root only")
+def test_no_loop_devices_warn_that_tmp_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(doctor, "_LOOP_CONTROL", tmp_path / "loop-control")
+    monkeypatch.setattr(doctor, "_SBIN", ())
+    monkeypatch.setenv("PATH", str(tmp_path))
+    opts = doctor.DoctorOptions(data_dir=tmp_path, account_concurrency=1000)
+    found = {f.check: f for f in doctor.check_tmp_disks(opts)}
+    assert found["loop-devices"].level is Level.WARN
+    assert "No such file" in found["loop-devices"].what and "tmpfs" in found["loop-devices"].what
+    assert "modprobe loop" in found["loop-devices"].fix
+    assert found["e2fsprogs"].level is Level.WARN
+    assert "e2fsprogs" in found["e2fsprogs"].fix
+
+
+def test_a_check_that_breaks_is_a_fail_finding_not_a_traceback(tmp_path: Path) -> None:
+    def check_broken(opts: doctor.DoctorOptions) -> Iterator[Finding]:
+        yield Finding("first", Level.OK, "fine")
+        raise RuntimeError("boom")
+
+    opts = doctor.DoctorOptions(data_dir=tmp_path, account_concurrency=1000)
+    findings = doctor.run_checks(opts, (check_broken,))
+    assert [(f.check, f.level) for f in findings] == [("first", Level.OK), ("broken", Level.FAIL)]
+    assert "RuntimeError: boom" in findings[1].what
+    assert not doctor.can_run_sandboxes(findings)
