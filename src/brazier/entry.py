@@ -13,6 +13,7 @@ import click
 
 from brazier import __version__
 from brazier.cli.main import client_commands
+from brazier.doctor import doctor_command
 from brazier.model.logs import DEFAULT_RETENTION_DAYS
 from brazier.model.settings import Settings
 from brazier.runtimes_admin import runtimes
@@ -304,5 +305,6 @@ def keys_delete(data_dir: str, access_key_id: str) -> None:
 
 
 main.add_command(runtimes)
+main.add_command(doctor_command)
 for _cmd in client_commands():
     main.add_command(_cmd)

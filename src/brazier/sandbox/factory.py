@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from . import native
 from .base import FactoryStatistics, SandboxSpec, environment_capacity
 from .cgroups import CgroupTree, owner_pid, pid_alive, sweep_stale_trees
 from .discovery import Discovery, Interpreter, Launch, interpreter_at
@@ -61,7 +62,7 @@ from .zygotes import Zygote
 
 _log = logging.getLogger(__name__)
 INIT_DIR = Path(__file__).resolve().parent.parent / "_sandbox_init"
-INIT_BINARY = "_brazier_init"  # brazier_init.c, built by scripts/build-native.sh
+INIT_BINARY = "_brazier_init"  # brazier_init.c, built by sandbox/native.py
 START_TIMEOUT = 30.0
 # A burst of cold starts: at most this many starts run at once (per CPU; the zygote forks one at
 # a time and every start competes for the CPUs), the rest wait their turn for at most
@@ -143,7 +144,8 @@ class LinuxSandboxFactory:
         self._exec = (
             interpreter_at(exec_interpreter) if exec_interpreter else _default_exec_interpreter()
         )
-        self._init_dir = (init_dir or INIT_DIR).resolve()
+        # The package's own, or a cache copy with the native helpers built (on first use).
+        self._init_dir = (init_dir or native.init_dir()).resolve()
         self._state_dir = state_dir
         self._own_state = state_dir is None
         self._shm_mb = shm_mb
