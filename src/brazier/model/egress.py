@@ -2,11 +2,12 @@
 
 The grammar of the ``brazier:egress`` tag and of the server's ``--egress`` default::
 
-    policy := "internet" | "none" | rule ("," rule)*
+    policy := "internet" | "none" | rule (SEP rule)*
+    SEP    := "," or spaces (AWS tag values cannot hold a comma: tags use spaces)
     rule   := CIDR [":" PORT]        CIDR: IPv4 address or IPv4 network a.b.c.d/n (host bits 0)
                                      PORT: 1-65535; without a port, every TCP/UDP port and ICMP
 
-Spaces around rules are ignored; at most ``MAX_RULES`` rules; no duplicates.
+Spaces around commas are ignored; at most ``MAX_RULES`` rules; no duplicates.
 ``internet`` is every public address (private, loopback, link-local and the environments' own
 ranges are never reachable that way); a rule list reaches only the networks it names (a private
 network only when named). The host's own services are reachable in every policy only on the
@@ -16,12 +17,14 @@ ports the operator allows (``--allow-host-port``), at ``host.brazier.internal``.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 EGRESS_TAG = "brazier:egress"
 INTERNET = "internet"
 NONE = "none"
 MAX_RULES = 64
+_SEP = re.compile(r"\s*,\s*|\s+")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -55,9 +58,12 @@ def parse_egress(value: str) -> EgressPolicy:
         return EGRESS_INTERNET
     if text == NONE:
         return EGRESS_NONE
-    parts = [p.strip() for p in text.split(",")]
+    parts = _SEP.split(text)
     if not text or any(not p for p in parts):
-        raise ValueError(f"{EGRESS_TAG} must be 'internet', 'none' or a comma list of CIDR[:port]")
+        raise ValueError(
+            f"{EGRESS_TAG} must be 'internet', 'none' or a list of CIDR[:port] separated by"
+            " spaces or commas"
+        )
     if len(parts) > MAX_RULES:
         raise ValueError(f"{EGRESS_TAG} allows at most {MAX_RULES} rules, not {len(parts)}")
     rules = [_rule(p) for p in parts]

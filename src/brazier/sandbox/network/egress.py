@@ -52,6 +52,7 @@ from .rules import (
 )
 
 _log = logging.getLogger(__name__)
+_open_in_process: list[EgressNetwork] = []  # at most one: names and the table are per process
 _OURS = re.compile(rf"^{IFNAME_PREFIX}([0-9a-f]{{1,6}})\.([0-9a-f]{{1,4}})$")
 
 
@@ -116,6 +117,8 @@ class EgressNetwork:
 
     def open(self) -> None:
         """Sweep, then create this server's table. Raises NetworkUnavailable."""
+        if _open_in_process:
+            raise NetworkUnavailable(1, "another sandbox factory of this process has egress")
         try:
             self._host_ns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             self._nl_loop = Netlink()
@@ -127,6 +130,7 @@ class EgressNetwork:
             # Docker and Podman set the same. Left on at close (others may rely on it).
             _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
             run_nft(ruleset(self.config, self._pid, self.upstream))
+            _open_in_process.append(self)
         except (OSError, NftError) as e:
             self.close_sync()
             raise NetworkUnavailable(e.errno or 1, f"egress networking unavailable: {e}") from e
@@ -164,10 +168,11 @@ class EgressNetwork:
                         self._nl_loop.delete_link(index)
             self._nl_loop.close()
             self._nl_loop = None
-        if self._host_ns >= 0:
+        if self in _open_in_process:
+            _open_in_process.remove(self)
             with contextlib.suppress(NftError):
-                if table_owner() == self._pid:
-                    delete_table()
+                delete_table()
+        if self._host_ns >= 0:
             os.close(self._host_ns)
             self._host_ns = -1
 
