@@ -3,6 +3,7 @@ tests create (veth to the host, TEST-NET-3 addresses), never an outside address.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -32,6 +33,14 @@ def _ip(*args: str, check: bool = True) -> None:
 
 @pytest.fixture(scope="session")
 def internet() -> Iterator[Internet]:
+    with test_internet() as inet:
+        yield inet
+
+
+@contextlib.contextmanager
+def test_internet() -> Iterator[Internet]:
+    """A test host in a network namespace of its own, reached through the host (see
+    testhost.py); removed at exit."""
     name = f"bzt-inet-{os.getpid()}"
     veth = f"tinet{os.getpid() % 100000}"
     _ip("netns", "add", name)
