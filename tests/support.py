@@ -56,7 +56,8 @@ class ServerProcess:
         self.open_files = open_files
         self.port = port or free_port()
         # Short-lived test servers start no zygotes up front (they cost CPU the tests need),
-        # and have no egress unless a test asks (one server per host owns table inet brazier).
+        # and have no egress unless a test asks (a function under test must never reach an
+        # outside address; tests/network brings its own test internet).
         egress = () if "--egress" in args else ("--egress", "off")
         self.args = (*args, *egress, "--prewarm-runtimes", prewarm)
         self.proc: subprocess.Popen[bytes] | None = None

@@ -89,10 +89,12 @@ def parse(text: str) -> dict[str, object]:
     return out
 
 
-def nft_table() -> str:
+def nft_table(pid: int) -> str:
+    """The listing of server ``pid``'s table, or ""."""
     r = subprocess.run(
-        ["nft", "list", "table", "inet", "brazier"], check=False, capture_output=True, text=True
-    )
+        ["nft", "list", "table", "inet", f"brazier_{pid}"],
+        check=False, capture_output=True, text=True,
+    )  # fmt: skip
     return r.stdout if r.returncode == 0 else ""
 
 

@@ -16,7 +16,7 @@ from brazier.model.egress import (
     parse_egress,
 )
 from brazier.model.settings import Settings
-from brazier.sandbox.network.config import NetworkConfig
+from brazier.sandbox.network.config import SLOTS_PER_BLOCK, NetworkConfig, addresses
 
 
 def test_keywords_and_rule_lists() -> None:
@@ -48,11 +48,12 @@ def test_settings_and_network_config_refuse_bad_values(tmp_path: object) -> None
         Settings(data_dir=tmp_path, egress="everywhere")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="allow-host-port"):
         Settings(data_dir=tmp_path, allow_host_ports=(0,))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="/29 or larger"):
-        NetworkConfig(range=ipaddress.IPv4Network("100.72.0.0/30"))
-    cfg = NetworkConfig()
-    assert cfg.slots == 16384
-    assert cfg.addresses(1) == ("100.72.0.5", "100.72.0.6")
+    with pytest.raises(ValueError, match="/19 or larger"):
+        NetworkConfig(range=ipaddress.IPv4Network("100.72.0.0/20"))
+    blocks = NetworkConfig().blocks
+    assert len(blocks) == 8
+    assert SLOTS_PER_BLOCK == 2048
+    assert addresses(blocks[1], 1) == ("100.72.32.5", "100.72.32.6")
 
 
 def test_server_refuses_a_bad_egress_option() -> None:

@@ -8,8 +8,13 @@ from pathlib import Path
 
 from brazier.model.egress import EGRESS_INTERNET, EgressPolicy
 
-DEFAULT_RANGE = ipaddress.IPv4Network("100.72.0.0/16")  # one /30 per environment
+# Every brazier server of the host shares this range: each leases one block of it (a flock on
+# LOCK_DIR/<block>, held while it runs; a killed server's lock ends with it) and gives each
+# environment a /30 of its block.
+DEFAULT_RANGE = ipaddress.IPv4Network("100.72.0.0/16")
+BLOCK_PREFIX = 19  # 2,048 environments per server, 8 servers per /16
 SLOT_PREFIX = 30
+LOCK_DIR = Path("/run/brazier-net")
 # Seen from inside every environment (the same read-only /etc for all): the resolver, DNAT'ed by
 # the host to its upstream (AWS's resolver inside Lambda is 169.254.169.253 too), and the host's
 # allowed services, DNAT'ed to the host's loopback.
@@ -18,7 +23,7 @@ HOST_ADDRESS = "169.254.171.1"
 HOST_NAME = "host.brazier.internal"
 IFNAME_PREFIX = "bz"  # host side of every environment's veth: bz<server pid hex>.<slot hex>
 PEER_NAME = "eth0"
-TABLE = "brazier"  # nftables table `inet brazier`, owned by one server at a time
+TABLE_PREFIX = "brazier_"  # nftables table `inet brazier_<server pid>`, one per server
 # Interface groups (IFLA_GROUP) of the host-side veths: the policy is a group, so assigning one
 # to an environment is one netlink message; custom rule lists get a group each, from CUSTOM up.
 GROUP_POOLED = 0x627A0000
@@ -38,20 +43,26 @@ class NetworkConfig:
     upstream_dns: str | None = None
 
     def __post_init__(self) -> None:
-        if self.range.prefixlen > SLOT_PREFIX - 1:
-            raise ValueError(f"the environments' range {self.range} must be /29 or larger")
+        if self.range.prefixlen > BLOCK_PREFIX:
+            raise ValueError(
+                f"the environments' range {self.range} must be /{BLOCK_PREFIX} or larger"
+            )
         for port in self.allow_host_ports:
             if not 1 <= port <= 65535:
                 raise ValueError(f"--allow-host-port {port}: not a port")
 
     @property
-    def slots(self) -> int:
-        return 1 << (SLOT_PREFIX - self.range.prefixlen)
+    def blocks(self) -> list[ipaddress.IPv4Network]:
+        return list(self.range.subnets(new_prefix=BLOCK_PREFIX))
 
-    def addresses(self, slot: int) -> tuple[str, str]:
-        """(host side, environment side) of ``slot``'s /30."""
-        base = int(self.range.network_address) + 4 * slot
-        return str(ipaddress.IPv4Address(base + 1)), str(ipaddress.IPv4Address(base + 2))
+
+SLOTS_PER_BLOCK = 1 << (SLOT_PREFIX - BLOCK_PREFIX)
+
+
+def addresses(block: ipaddress.IPv4Network, slot: int) -> tuple[str, str]:
+    """(host side, environment side) of ``slot``'s /30 in ``block``."""
+    base = int(block.network_address) + 4 * slot
+    return str(ipaddress.IPv4Address(base + 1)), str(ipaddress.IPv4Address(base + 2))
 
 
 def host_nameserver(paths: tuple[Path, ...] = (

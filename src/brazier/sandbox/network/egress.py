@@ -1,10 +1,11 @@
 """Egress for environments: a veth per environment made while the pool fills, NAT, policies.
 
 Life of one server's network: ``open`` (sweep what a killed server left, enable forwarding,
-create table ``inet brazier``) -> ``attach`` per pooled environment (veth pair, the peer straight
-into the environment's namespace as eth0, a /30, a default route; policy group "pooled": nothing
-passes) -> ``apply`` at start (one netlink message: the function's policy group) -> ``release``
-when it dies (the pair is deleted, the slot reused) -> ``close`` (table deleted).
+lease an address block, create table ``inet brazier_<pid>``) -> ``attach`` per pooled
+environment (veth pair, the peer straight into the environment's namespace as eth0, a /30, a
+default route; policy group "pooled": nothing passes) -> ``apply`` at start (one netlink
+message: the function's policy group) -> ``release`` when it dies (the pair is deleted, the
+slot reused) -> ``close`` (table deleted, block released).
 
 All netlink work off the event loop runs on one dedicated thread (``_thread``): it is the only
 thread that ever enters an environment's namespace (to open a socket there, see
@@ -17,6 +18,8 @@ import asyncio
 import collections
 import contextlib
 import enum
+import fcntl
+import ipaddress
 import logging
 import os
 import re
@@ -33,22 +36,26 @@ from .config import (
     GROUP_NONE,
     GROUP_POOLED,
     IFNAME_PREFIX,
+    LOCK_DIR,
     MAX_CUSTOM_POLICIES,
     PEER_NAME,
     SLOT_PREFIX,
+    SLOTS_PER_BLOCK,
     NetworkConfig,
+    addresses,
     etc_files,
     host_nameserver,
 )
 from .netlink import Netlink, netlink_in
 from .rules import (
     NftError,
+    brazier_tables,
     delete_table,
     policy_elements,
     ruleset,
     run_nft,
     run_nft_async,
-    table_owner,
+    table_name,
 )
 
 _log = logging.getLogger(__name__)
@@ -100,7 +107,10 @@ class EgressNetwork:
     def __init__(self, config: NetworkConfig) -> None:
         self.config = config
         self._pid = os.getpid()
-        self._free: collections.deque[int] = collections.deque(range(config.slots))
+        self._free: collections.deque[int] = collections.deque(range(SLOTS_PER_BLOCK))
+        self._block: ipaddress.IPv4Network | None = None
+        self._block_lock = -1  # fd holding the flock on our block
+        self.table = table_name(self._pid)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brazier-net")
         self._host_ns = -1
         self._nl_thread: Netlink | None = None
@@ -123,26 +133,25 @@ class EgressNetwork:
             self._host_ns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             self._nl_loop = Netlink()
             self._sweep()
+            self._lease_block()
             self.upstream = self.config.upstream_dns or host_nameserver()
             if self.upstream is not None and self.upstream.startswith("127."):
                 self._localnet = True
             # SAFETY: routing between the environments' veths and the uplink is what egress is;
             # Docker and Podman set the same. Left on at close (others may rely on it).
             _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
-            run_nft(ruleset(self.config, self._pid, self.upstream))
+            assert self._block is not None
+            run_nft(ruleset(self.config, self._pid, self.upstream, self._block))
             _open_in_process.append(self)
         except (OSError, NftError) as e:
             self.close_sync()
             raise NetworkUnavailable(e.errno or 1, f"egress networking unavailable: {e}") from e
 
     def _sweep(self) -> None:
-        """Delete the table and veths a killed server left (its pid is dead); refuse to share
-        the table with a live one."""
-        owner = table_owner()
-        if owner is not None:
-            if isinstance(owner, int) and owner != self._pid and pid_alive(owner):
-                raise NetworkUnavailable(1, f"table inet brazier belongs to live process {owner}")
-            delete_table()
+        """Delete the tables and veths killed servers left (their pid, in the names, is dead)."""
+        for name, owner in brazier_tables().items():
+            if owner == self._pid or not pid_alive(owner):
+                delete_table(name)
         assert self._nl_loop is not None
         for name, index in self._nl_loop.links().items():
             m = _OURS.match(name)
@@ -150,6 +159,22 @@ class EgressNetwork:
                 with contextlib.suppress(OSError):
                     # SAFETY: a veth of a dead brazier server (its pid in the name).
                     self._nl_loop.delete_link(index)
+
+    def _lease_block(self) -> None:
+        """Hold a flock on the first free block of the range (released when we exit, even by
+        kill -9); servers sharing the host never share addresses."""
+        LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+        for block in self.config.blocks:
+            path = LOCK_DIR / str(block).replace("/", "_")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self._block, self._block_lock = block, fd
+            return
+        raise NetworkUnavailable(1, f"every block of {self.config.range} is in use")
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.close_sync)
@@ -171,7 +196,10 @@ class EgressNetwork:
         if self in _open_in_process:
             _open_in_process.remove(self)
             with contextlib.suppress(NftError):
-                delete_table()
+                delete_table(self.table)
+        if self._block_lock >= 0:
+            os.close(self._block_lock)
+            self._block_lock = -1
         if self._host_ns >= 0:
             os.close(self._host_ns)
             self._host_ns = -1
@@ -181,7 +209,7 @@ class EgressNetwork:
     async def attach(self, pid: int) -> NetLease:
         """Give the environment whose PID 1 is ``pid`` its eth0 (pool-fill time)."""
         if not self._free:
-            raise NetworkUnavailable(1, f"no free address in {self.config.range}")
+            raise NetworkUnavailable(1, f"no free address in {self._block}")
         slot = self._free.popleft()
         try:
             return await asyncio.get_running_loop().run_in_executor(
@@ -196,7 +224,8 @@ class EgressNetwork:
             self._nl_thread = Netlink()
         nl = self._nl_thread
         ifname = f"{IFNAME_PREFIX}{self._pid:x}.{slot:x}"
-        host_addr, addr = self.config.addresses(slot)
+        assert self._block is not None
+        host_addr, addr = addresses(self._block, slot)
         netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             # SAFETY: a new veth pair whose peer goes straight into this environment's own
@@ -253,7 +282,7 @@ class EgressNetwork:
                     raise NetworkUnavailable(1, "too many distinct egress policies")
                 group = GROUP_CUSTOM + len(self._groups)
                 try:
-                    await run_nft_async(policy_elements(group, policy))
+                    await run_nft_async(policy_elements(self.table, group, policy))
                 except NftError as e:
                     raise NetworkUnavailable(1, str(e)) from e
                 self._groups[policy] = group

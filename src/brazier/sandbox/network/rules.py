@@ -1,8 +1,9 @@
-"""The nftables ruleset of table ``inet brazier`` and the ``nft`` runs that change it.
+"""The nftables ruleset of a server's table ``inet brazier_<pid>``, and the ``nft`` runs.
 
-Every environment's host-side veth is named ``bz*`` and sits in the interface group of its
-policy (config.GROUP_*): the rules match groups, so assigning a policy never touches nftables.
-A custom rule list is added once per server, as elements of two sets keyed by its group.
+Every environment's host-side veth is named ``bz<server pid hex>.<slot hex>`` and sits in the
+interface group of its policy (config.GROUP_*): the rules match groups, so assigning a policy
+never touches nftables. A custom rule list is added once per server, as elements of two sets
+keyed by its group.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .config import (
     GROUP_POOLED,
     HOST_ADDRESS,
     IFNAME_PREFIX,
-    TABLE,
+    TABLE_PREFIX,
     NetworkConfig,
 )
 
@@ -40,9 +41,20 @@ def nft_path() -> str | None:
     return shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin:/bin")
 
 
-def ruleset(config: NetworkConfig, pid: int, upstream: str | None) -> str:
-    """The whole table, created in one ``nft -f`` transaction."""
-    ifs = f'"{IFNAME_PREFIX}*"'
+def table_name(pid: int) -> str:
+    return f"{TABLE_PREFIX}{pid}"
+
+
+def ifname_prefix(pid: int) -> str:
+    return f"{IFNAME_PREFIX}{pid:x}."
+
+
+def ruleset(
+    config: NetworkConfig, pid: int, upstream: str | None, block: ipaddress.IPv4Network
+) -> str:
+    """The server's whole table, created in one ``nft -f`` transaction. It judges only its own
+    veths (``bz<pid>.*``), so servers sharing a host do not see each other's environments."""
+    ifs = f'"{ifname_prefix(pid)}*"'
     quiet = f"{{ {GROUP_POOLED:#x}, {GROUP_NONE:#x} }}"
     ports = ", ".join(str(p) for p in sorted(set(config.allow_host_ports)))
     host_dnat = (
@@ -61,7 +73,7 @@ def ruleset(config: NetworkConfig, pid: int, upstream: str | None) -> str:
     never = ", ".join((str(config.range), *NEVER))
     private = ", ".join(PRIVATE)
     return f"""
-table inet {TABLE} {{
+table inet {table_name(pid)} {{
   comment "brazier pid {pid}"
   set allow_addr {{ typeof meta iifgroup . ip daddr; flags interval; }}
   set allow_port {{ typeof meta iifgroup . ip daddr . tcp dport; flags interval; }}
@@ -75,7 +87,7 @@ table inet {TABLE} {{
   }}
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
-    ip saddr {config.range} oifname != {ifs} masquerade
+    ip saddr {block} oifname != {ifs} masquerade
   }}
   chain forward {{
     type filter hook forward priority filter; policy accept;
@@ -112,7 +124,7 @@ table inet {TABLE} {{
 """
 
 
-def policy_elements(group: int, policy: EgressPolicy) -> str:
+def policy_elements(table: str, group: int, policy: EgressPolicy) -> str:
     """The set elements granting ``group`` what ``policy``'s rules name."""
     addr: list[str] = []
     port: list[str] = []
@@ -124,9 +136,9 @@ def policy_elements(group: int, policy: EgressPolicy) -> str:
             port.append(f"{group:#x} . {net} . {rule.port}")
     out = ""
     if addr:
-        out += f"add element inet {TABLE} allow_addr {{ {', '.join(addr)} }}\n"
+        out += f"add element inet {table} allow_addr {{ {', '.join(addr)} }}\n"
     if port:
-        out += f"add element inet {TABLE} allow_port {{ {', '.join(port)} }}\n"
+        out += f"add element inet {table} allow_port {{ {', '.join(port)} }}\n"
     return out
 
 
@@ -141,7 +153,7 @@ def run_nft(script: str, *, check: bool = True) -> str:
     nft = nft_path()
     if nft is None:
         raise NftError(2, "nft not found: install Debian's nftables package")
-    # SAFETY: changes only table inet brazier (every script names it).
+    # SAFETY: changes only brazier's own tables (every script names one).
     proc = subprocess.run(
         [nft, "-f", "-"], input=script, capture_output=True, text=True, timeout=NFT_TIMEOUT,
         check=False,
@@ -155,7 +167,7 @@ async def run_nft_async(script: str) -> None:
     nft = nft_path()
     if nft is None:
         raise NftError(2, "nft not found: install Debian's nftables package")
-    # SAFETY: adds elements to table inet brazier's sets only.
+    # SAFETY: adds elements to the sets of brazier's own table only.
     proc = await asyncio.create_subprocess_exec(
         nft, "-f", "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -165,20 +177,18 @@ async def run_nft_async(script: str) -> None:
         raise NftError(1, f"nft failed: {err.decode(errors='replace').strip()[:500]}")
 
 
-_OWNER = re.compile(r'comment "brazier pid (\d+)"')
+_TABLE = re.compile(rf"^table inet {TABLE_PREFIX}(\d+)$", re.MULTILINE)
 
 
-def table_owner() -> int | bool | None:
-    """The pid that created table ``inet brazier``; True if it exists with no owner we can read;
-    None if there is no such table."""
+def brazier_tables() -> dict[str, int]:
+    """brazier's tables on this host: name -> owner pid."""
     try:
-        text = run_nft(f"list table inet {TABLE}\n", check=True)
+        text = run_nft("list tables inet\n")
     except NftError:
-        return None
-    m = _OWNER.search(text)
-    return int(m.group(1)) if m else True
+        return {}
+    return {f"{TABLE_PREFIX}{m.group(1)}": int(m.group(1)) for m in _TABLE.finditer(text)}
 
 
-def delete_table() -> None:
-    # SAFETY: our own table only; "destroy" would need nft >= 1.0.8, so list first.
-    run_nft(f"delete table inet {TABLE}\n", check=False)
+def delete_table(name: str) -> None:
+    # SAFETY: one of brazier's own tables ("destroy" would need nft >= 1.0.8).
+    run_nft(f"delete table inet {name}\n", check=False)
