@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 NET = "203.0.113"  # TEST-NET-3: public as far as the policies know, local to this test
-HOST_SIDE, TEST_HOST = f"{NET}.1", f"{NET}.2"
+# A /28 of it per test process, so that two runs on one host do not share addresses.
+_BASE = 16 * (os.getpid() % 16)
+HOST_SIDE, TEST_HOST = f"{NET}.{_BASE + 1}", f"{NET}.{_BASE + 2}"
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need root")
 
@@ -47,9 +49,9 @@ def test_internet() -> Iterator[Internet]:
     server = None
     try:
         _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name)
-        _ip("addr", "add", f"{HOST_SIDE}/24", "dev", veth)
+        _ip("addr", "add", f"{HOST_SIDE}/28", "dev", veth)
         _ip("link", "set", veth, "up")
-        _ip("-n", name, "addr", "add", f"{TEST_HOST}/24", "dev", "eth0")
+        _ip("-n", name, "addr", "add", f"{TEST_HOST}/28", "dev", "eth0")
         _ip("-n", name, "link", "set", "eth0", "up")
         _ip("-n", name, "link", "set", "lo", "up")
         _ip("-n", name, "route", "add", "default", "via", HOST_SIDE)
