@@ -5,7 +5,8 @@
 # is missing. Installing needs root (brazier's sandboxes need root anyway).
 #
 # run: python3 + venv (the server's virtualenv), libseccomp (the sandboxes' seccomp filter),
-#      e2fsprogs (mkfs.ext4 for each environment's /tmp image), gcc + a static libc (the native
+#      e2fsprogs (mkfs.ext4 for each environment's /tmp image), nftables (functions' egress NAT
+#      and policies, decision 0025), gcc + a static libc (the native
 #      helpers: the environments' PID 1 in C, node's trace-id helper; optional, see
 #      src/brazier/sandbox/native.py).
 # dev: curl (provided-runtime tests), wrk (benchmarks), and the toolchain PyPI's awslambdaric
@@ -21,7 +22,7 @@ esac
 # distribution has them: RHEL keeps glibc-static in CRB and wrk in EPEL).
 if command -v apt-get >/dev/null && command -v dpkg-query >/dev/null; then
   manager=apt
-  run=(python3 python3-venv libseccomp2 e2fsprogs)
+  run=(python3 python3-venv libseccomp2 e2fsprogs nftables)
   run_optional=(gcc libc6-dev)
   dev=(curl autoconf automake libtool cmake g++ make)
   dev_optional=(wrk)
@@ -34,7 +35,7 @@ if command -v apt-get >/dev/null && command -v dpkg-query >/dev/null; then
   refresh() { apt-get update -qq; }
 elif command -v dnf >/dev/null && command -v rpm >/dev/null; then
   manager=dnf
-  run=(python3 libseccomp e2fsprogs)
+  run=(python3 libseccomp e2fsprogs nftables)
   run_optional=(gcc glibc-static)
   dev=(curl autoconf automake libtool cmake gcc-c++ make)
   dev_optional=(wrk)

@@ -55,8 +55,11 @@ class ServerProcess:
         self.data_dir = data_dir
         self.open_files = open_files
         self.port = port or free_port()
-        # Short-lived test servers start no zygotes up front (they cost CPU the tests need).
-        self.args = (*args, "--prewarm-runtimes", prewarm)
+        # Short-lived test servers start no zygotes up front (they cost CPU the tests need),
+        # and have no egress unless a test asks (a function under test must never reach an
+        # outside address; tests/network brings its own test internet).
+        egress = () if "--egress" in args else ("--egress", "off")
+        self.args = (*args, *egress, "--prewarm-runtimes", prewarm)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"server-{self.port}.log"
 

@@ -34,9 +34,11 @@ from brazier.events.sqlite_queue import SqliteQueue
 from brazier.events.sqs import SqsSender
 from brazier.invoke.service import InvokeService
 from brazier.model import runtimes
+from brazier.model.egress import parse_egress
 from brazier.model.settings import Settings
 from brazier.sandbox import open_sandbox_factory
 from brazier.sandbox.discovery import Discovery
+from brazier.sandbox.network import NetworkConfig
 from brazier.scheduler.base import Scheduler
 from brazier.store.blobs import BlobStore
 from brazier.store.credentials import CredentialStore
@@ -78,6 +80,15 @@ def credentials_for(data_dir: Path) -> CredentialStore:
     return CredentialStore(data_dir / "credentials.json")
 
 
+def network_config(settings: Settings) -> NetworkConfig | None:
+    """The sandboxes' egress (decision 0025), or None (loopback only) when not asked for."""
+    if settings.egress is None:
+        return None
+    return NetworkConfig(
+        default=parse_egress(settings.egress), allow_host_ports=settings.allow_host_ports
+    )
+
+
 def build_app(settings: Settings) -> ASGIApp:
     """Build the whole server for ``settings``. Resources open and close with the app's lifespan."""
     data_dir = settings.data_dir
@@ -100,7 +111,9 @@ def build_app(settings: Settings) -> ASGIApp:
     functions = FunctionService(store, blobs, layers, pins=pins, runtimes=discovery)
     resources = ResourceService(store, account_concurrency=settings.account_concurrency)
     worker = LocalWorker(
-        functools.partial(open_sandbox_factory, discovery=discovery),
+        functools.partial(
+            open_sandbox_factory, discovery=discovery, network=network_config(settings)
+        ),
         logs,
         idle_ttl=settings.idle_ttl_seconds,
         init_timeout=settings.init_timeout_seconds,

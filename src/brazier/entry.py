@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -22,6 +23,14 @@ from brazier.runtimes_admin import runtimes
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Brazier: a self-hosted AWS Lambda."""
+
+
+def _network_settings(egress: str, allow_host_ports: tuple[int, ...]) -> dict[str, Any]:
+    """Settings fields of the egress options (decision 0025)."""
+    return {
+        "egress": None if egress == "off" else egress,
+        "allow_host_ports": tuple(allow_host_ports),
+    }
 
 
 @main.command()
@@ -64,6 +73,15 @@ def version() -> None:
 @click.option("--sqs-endpoint", default=None,
               help="URL of the SQS-compatible server (default: --aws-endpoint).")  # fmt: skip
 # -------------------------------------------------------------------------------------------------
+# --- egress networking options (decision 0025; passed through **network) -------------------------
+@click.option("--egress", "egress", default="internet", show_default=True,
+              help="Default network policy of functions: internet, none, or a comma list of"
+                   " CIDR[:port]; 'off' gives environments loopback only.")  # fmt: skip
+@click.option("--allow-host-port", "allow_host_ports", type=click.IntRange(1, 65535),
+              multiple=True,
+              help="A TCP port of this host's loopback functions may reach at"
+                   " host.brazier.internal (repeatable).")  # fmt: skip
+# --- end of egress networking options ------------------------------------------------------------
 def server(
     host: str,
     port: int,
@@ -82,6 +100,7 @@ def server(
     async_retry_delays: str,
     aws_endpoint: str | None,
     sqs_endpoint: str | None,
+    **network: Any,
 ) -> None:
     """Run the brazier server (the Lambda API) until SIGTERM or SIGINT."""
     import uvicorn
@@ -111,6 +130,7 @@ def server(
             tls_key=Path(tls_key).resolve() if tls_key else None,
             async_retry_delays=_delays(async_retry_delays),
             sqs_endpoint=sqs_endpoint or aws_endpoint,
+            **_network_settings(**network),
         )
         _check_tls(settings.tls_cert, settings.tls_key)
     except ValueError as exc:

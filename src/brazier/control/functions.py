@@ -27,6 +27,7 @@ from brazier.control.commands import (
     UpdateFunctionCode,
     UpdateFunctionConfiguration,
 )
+from brazier.control.egress_tags import check_egress_tag
 from brazier.control.layer_resolve import LayerResolver
 from brazier.model.arns import LATEST, function_arn, parse_function_ref, resolve_ref
 from brazier.model.errors import (
@@ -303,6 +304,7 @@ class FunctionService:
             logging=LoggingConfig(log_group=f"/aws/lambda/{name}"),
         )
         config = self._apply(base, cmd.config, name, caller)
+        check_egress_tag(cmd.tags)
         if await self.store.get_tags(caller.account, caller.region, name) is not None:
             raise ResourceConflictException("Function already exist: " + name)
         async with self._ingest(cmd.zip_file) as code:

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from brazier.control.commands import AddPermission, AuthorizeFunctionAccess
+from brazier.control.egress_tags import check_egress_tag
 from brazier.model.arns import LATEST, function_arn, parse_function_ref, resolve_ref
 from brazier.model.errors import (
     AccessDeniedException,
@@ -79,6 +80,7 @@ class ResourceService:
             raise InvalidParameterValueException(
                 "An error occurred and the request cannot be processed."
             )
+        check_egress_tag(tags)
         current = await self.list_tags(caller, resource)
         merged = {**current, **tags}
         if len(merged) > MAX_TAGS:

@@ -25,6 +25,7 @@ from brazier.invoke.provisioning import ProvisionedEnvironments
 from brazier.model import ids, jsondoc
 from brazier.model.aliases import Alias
 from brazier.model.arns import LATEST, function_arn, resolve_ref
+from brazier.model.egress import EGRESS_TAG
 from brazier.model.errors import (
     InvalidParameterValueException,
     InvalidRequestContentException,
@@ -198,7 +199,9 @@ class InvokeService:
                 "The operation cannot be performed at this time. The function is currently in"
                 f" the following state: {fv.lifecycle.state.value}"
             )
-        return fv, self._spec(fv, await self.opt_dir(fv.config.layers))
+        tags = await self.store.get_tags(caller.account, caller.region, name) or {}
+        spec = self._spec(fv, await self.opt_dir(fv.config.layers))
+        return fv, with_egress(spec, tags.get(EGRESS_TAG))
 
     async def _has_provisioned(self, caller: Caller, name: str, qualifier: str | None) -> bool:
         if not qualifier or qualifier == LATEST:
@@ -392,7 +395,8 @@ class InvokeService:
 
     async def _provisioned_spec(self, fv: FunctionVersion) -> FunctionSpec:
         spec = self._spec(fv, await self.opt_dir(fv.config.layers))
-        return replace(spec, initialization_type=PROVISIONED)
+        tags = await self.store.get_tags(fv.account, fv.region, fv.name) or {}
+        return replace(with_egress(spec, tags.get(EGRESS_TAG)), initialization_type=PROVISIONED)
 
     async def _reconcile_forever(self) -> None:
         seen = -1
@@ -435,6 +439,15 @@ class InvokeService:
             function_error="Unhandled" if result.outcome is Outcome.FUNCTION_ERROR else None,
             log_result=base64.b64encode(result.log_tail).decode() if tail else None,
         )
+
+
+def with_egress(spec: FunctionSpec, egress: str | None) -> FunctionSpec:
+    """``spec`` under the function's egress tag: environments of another policy are not shared
+    (the policy is part of the revision key)."""
+    if egress is None:
+        return spec
+    key = hashlib.sha256(f"{spec.revision_key}|{egress}".encode()).hexdigest()[:32]
+    return replace(spec, egress=egress, revision_key=key)
 
 
 def _config_key(fv: FunctionVersion) -> str:

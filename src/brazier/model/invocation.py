@@ -46,6 +46,7 @@ class FunctionSpec:
     system_log_level: str | None = None
     tracing_mode: str = "PassThrough"
     initialization_type: str = "on-demand"
+    egress: str | None = None  # the brazier:egress tag (None: the server's default policy)
 
     @property
     def key(self) -> tuple[str, str, str, str, str, str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from brazier.model.egress import parse_egress
 from brazier.model.logs import DEFAULT_RETENTION_DAYS
 
 AuthMode = Literal["sigv4", "none"]
@@ -52,6 +53,11 @@ class Settings:
     async_retry_delays: tuple[float, ...] = (60.0, 120.0)
     # SQS-compatible server that SQS destinations are sent to (None: they wait, kept).
     sqs_endpoint: str | None = None
+    # Egress networking (decision 0025): the server's default policy ("internet", "none" or a
+    # CIDR[:port] list; None: environments have loopback only, as before), and the host's own
+    # TCP ports environments may reach at host.brazier.internal.
+    egress: str | None = None
+    allow_host_ports: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -72,6 +78,11 @@ class Settings:
             raise ValueError("async retry delays must be one or more non-negative seconds")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
+        if self.egress is not None:
+            parse_egress(self.egress)  # ValueError names the grammar
+        for port in self.allow_host_ports:
+            if not 0 < port < 65536:
+                raise ValueError(f"--allow-host-port must be 1-65535, not {port}")
 
     @property
     def tls(self) -> bool:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from brazier.model.egress import EgressPolicy
+
 if TYPE_CHECKING:
     from .rootfs import TmpVolume
 
@@ -62,6 +64,7 @@ class SandboxSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     layer_dir: Path | None = None
     tmp: TmpVolume | None = None
+    egress: EgressPolicy | None = None  # None: the server's default (see sandbox/network)
 
     def __post_init__(self) -> None:
         if self.memory_mb < 16:

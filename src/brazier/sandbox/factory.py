@@ -44,6 +44,7 @@ from .errors import (
     SandboxUnavailable,
 )
 from .linux import LinuxSandbox
+from .network import EgressNetwork, NetworkConfig, NetworkUnavailable
 from .rootfs import (
     EMPTY_DIR,
     SANDBOX_GID,
@@ -135,7 +136,10 @@ class LinuxSandboxFactory:
         shm_mb: int = 16,
         node_pool_size: int | None = None,
         discovery: Discovery | None = None,
+        network: NetworkConfig | None = None,
     ) -> None:
+        self._network_config = network  # None: loopback only (no egress)
+        self._net: EgressNetwork | None = None
         self._pool_size = pool_size
         self._node_pool_size = NODE_POOL_SIZE if node_pool_size is None else node_pool_size
         self._discovery = discovery or (
@@ -186,6 +190,7 @@ class LinuxSandboxFactory:
         mount_root(self._root)
         self._binds = build_skeleton(self._root)
         copy_runtime(self._init_dir, self._root)
+        self._net = _open_network(self._network_config, self._root / "etc")
         self._bpf_path = self._state_dir / "seccomp.bpf"
         self._bpf_path.write_bytes(build_filter_bpf())
         self._tg = asyncio.TaskGroup()
@@ -324,6 +329,11 @@ class LinuxSandboxFactory:
             if not spec.code_dir.is_dir():
                 raise SandboxStartError("Sandbox.Failure", f"code dir {spec.code_dir} is missing")
             sbx.cgroup.set_limits(spec.memory_mb, spec.ephemeral_mb)
+            if self._net is not None and sbx.network is not None:
+                try:
+                    await self._net.apply(sbx.network, spec.egress)
+                except NetworkUnavailable as e:
+                    raise SandboxStartError("Sandbox.Failure", str(e)) from e
             trees: list[int] = []
             try:
                 plan = make_plan(trees)
@@ -555,10 +565,20 @@ class LinuxSandboxFactory:
                     theirs.close()
                     os.close(out_w)
                 await sbx.await_forked()
+                if self._net is not None:
+                    await self._attach_network(self._net, sbx)
         except BaseException:
             await sbx.kill()
             raise
         return sbx
+
+    async def _attach_network(self, net: EgressNetwork, sbx: LinuxSandbox) -> None:
+        try:
+            lease = await net.attach(sbx.pid)
+        except OSError as e:
+            raise SandboxStartError("Sandbox.Failure", f"cannot attach egress: {e}") from e
+        sbx.network = lease
+        sbx.on_dead = functools.partial(net.release, lease)
 
     async def _refill(self, zyg: Zygote) -> None:
         key = zyg.interpreter.path
@@ -601,6 +621,8 @@ class LinuxSandboxFactory:
         self._pools.clear()
         self._node_pools.clear()
         self._tree.remove()
+        if self._net is not None:
+            await self._net.close()
         if self._state_dir is not None:
             unmount_root(self._state_dir / "root")
         if self._own_state and self._state_dir is not None:
@@ -619,6 +641,21 @@ async def _in_thread(work: Callable[[], None], undo: Callable[[], Awaitable[None
             await done
         await undo()
         raise
+
+
+def _open_network(config: NetworkConfig | None, etc: Path) -> EgressNetwork | None:
+    """The egress network, its /etc files written into the skeleton; None without a config or
+    when the host cannot do it (logged: environments then have loopback only)."""
+    if config is None:
+        return None
+    net = EgressNetwork(config)
+    try:
+        net.open()
+    except NetworkUnavailable as e:
+        _log.error("%s; environments get loopback only", e)
+        return None
+    net.write_etc(etc)
+    return net
 
 
 def _environment_capacity() -> int | None:
@@ -659,6 +696,7 @@ async def open_sandbox_factory(
     state_dir: Path | None = None,
     node_pool_size: int | None = None,
     discovery: Discovery | None = None,
+    network: NetworkConfig | None = None,
 ) -> AsyncIterator[LinuxSandboxFactory]:
     """Open a factory for the lifetime of the block; every sandbox is killed when it ends."""
     factory = LinuxSandboxFactory(
@@ -669,6 +707,7 @@ async def open_sandbox_factory(
         state_dir=state_dir,
         node_pool_size=node_pool_size,
         discovery=discovery,
+        network=network,
     )
     async with factory:
         yield factory

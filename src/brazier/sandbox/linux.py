@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .base import ExitStatus
@@ -50,6 +51,8 @@ class LinuxSandbox:
         self.prestarted = False
         self.state = "forking"
         self._lease: UidLease | None = None  # this sandbox's own host uid, if it has one
+        self.network: Any = None  # its egress lease (sandbox/network), if it has one
+        self.on_dead: Callable[[], Awaitable[None]] | None = None  # once, after kill()
 
     def own_lease(self, lease: UidLease) -> None:
         """Release ``lease`` once this sandbox is dead (see ``kill``)."""
@@ -285,6 +288,9 @@ class LinuxSandbox:
             self._lease.release()  # PID 1 is reaped: nothing runs as that uid any more
             self._lease = None
         await self.cgroup.remove()
+        if self.on_dead is not None:
+            on_dead, self.on_dead = self.on_dead, None
+            await on_dead()
         if not self._reading:
             self._close_output()
 

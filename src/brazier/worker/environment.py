@@ -25,6 +25,7 @@ from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from brazier.model.egress import parse_egress
 from brazier.model.errors import InvalidStateTransition
 from brazier.model.invocation import FunctionSpec, InvokeRequest, InvokeResult, LogSink, Outcome
 from brazier.runtime_api.base import (
@@ -157,6 +158,7 @@ class Environment:
                     env=build_environment(spec, self.log_stream),
                     layer_dir=spec.layer_dir,
                     tmp=self._tmp,
+                    egress=parse_egress(spec.egress) if spec.egress is not None else None,
                 )
             )
         except SandboxStartError as exc:
