@@ -372,6 +372,19 @@ PATTERN_EXTENSIONS: dict[str, str] = {
 }
 
 
+# Where AWS's message names another pattern than the installed model's, by string shape name:
+# the recording wins for the words (validation still uses the model's pattern).
+PATTERN_WORDING: dict[str, str] = {
+    # recorded: test_tag_exceptions (TagResource on "arn:aws:something")
+    "TaggableResource": (
+        r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}"
+        r":\d{12}:(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|layer:([a-zA-Z0-9-"
+        r"_]+)|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0"
+        r"-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-"
+        r"zA-Z0-9-_]+)"
+    ),
+}
+
 _MATCHED: dict[tuple[str, str], bool] = {}
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -395,12 +408,46 @@ def _fullmatch(pattern: str, value: str) -> bool:
     return matched
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, shape: Shape | None = None) -> str:
+    """A value as the service's Java shows it: ``[a, b]`` for a list, ``{k=v}`` for a map,
+    ``1.0`` for a whole double (never Python's repr)."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (bytes, bytearray)):
         return "java.nio.HeapByteBuffer"
+    if isinstance(value, list):
+        member = getattr(shape, "member", None)
+        return "[" + ", ".join(_shown(v, member) for v in value) + "]"
+    if isinstance(value, dict):
+        key, val = getattr(shape, "key", None), getattr(shape, "value", None)
+        return "{" + ", ".join(f"{_shown(k, key)}={_shown(v, val)}" for k, v in value.items()) + "}"
+    if (
+        shape is not None
+        and shape.type_name in ("double", "float")
+        and isinstance(value, int | float)
+    ):
+        return str(float(value))
     return str(value)
+
+
+def _constraints(shape: Shape, *, nullable: bool) -> list[str]:
+    """Every constraint of a member shape, worded and ordered as the service lists them when a
+    list's member or a map's key or value breaks one of them."""
+    meta = shape.metadata
+    out: list[str] = []
+    enum = getattr(shape, "enum", None)
+    if enum:
+        out.append(f"Member must satisfy enum value set: [{', '.join(enum)}]")
+    what = "length" if shape.type_name in ("string", "list", "map", "blob") else "value"
+    if "max" in meta:
+        out.append(f"Member must have {what} less than or equal to {meta['max']}")
+    if "min" in meta:
+        out.append(f"Member must have {what} greater than or equal to {meta['min']}")
+    if "pattern" in meta:
+        out.append(f"Member must satisfy regular expression pattern: {meta['pattern']}")
+    if not nullable:
+        out.append("Member must not be null")
+    return out
 
 
 def _validate(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
@@ -439,7 +486,7 @@ def _validate_structure(
 
 def _validate_value(shape: Shape, value: Any, where: str, errors: list[str]) -> None:
     meta = shape.metadata
-    shown = "" if meta.get("sensitive") else f" '{_shown(value)}'"
+    shown = "" if meta.get("sensitive") else f" '{_shown(value, shape)}'"
     prefix = f"Value{shown} at '{where}' failed to satisfy constraint: "
     if shape.type_name in ("string", "list", "map", "blob"):
         n = len(value)
@@ -457,21 +504,48 @@ def _validate_value(shape: Shape, value: Any, where: str, errors: list[str]) -> 
     if shape.type_name == "string":
         _validate_string(shape, value, where, prefix, errors)
     elif shape.type_name == "list":
-        for i, item in enumerate(value):
-            _validate(shape.member, item, f"{where}.{i + 1}.member", errors)  # type: ignore[attr-defined]
+        _validate_list(shape, value, where, prefix, errors)
     elif shape.type_name == "map":
-        key_errors: list[str] = []
-        value_errors: list[str] = []
-        for k, v in value.items():
-            _validate_value(shape.key, k, where, key_errors)  # type: ignore[attr-defined]
-            _validate(shape.value, v, where, value_errors)  # type: ignore[attr-defined]
-        for kind, found in (("keys", key_errors), ("values", value_errors)):
-            if found:
-                reasons = {e.split("failed to satisfy constraint: ", 1)[-1] for e in found}
-                errors.append(
-                    f"Value at '{where}' failed to satisfy constraint: Map {kind} must satisfy"
-                    f" constraint: [{', '.join(sorted(reasons))}]"
-                )
+        _validate_map(shape, value, where, prefix, errors)
+
+
+def _validate_list(
+    shape: Shape, value: list[Any], where: str, prefix: str, errors: list[str]
+) -> None:
+    member: Shape = shape.member  # type: ignore[attr-defined]
+    if getattr(member, "enum", None) and member.type_name == "string":
+        # An enum member the service checks as a whole: "Value '[X86_64]' at
+        # 'architectures' failed to satisfy constraint: Member must satisfy constraint:
+        # [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]".
+        found: list[str] = []
+        for item in value:
+            _validate(member, item, where, found)
+        if found:
+            listed = ", ".join(_constraints(member, nullable=False))
+            errors.append(prefix + f"Member must satisfy constraint: [{listed}]")
+        return
+    for i, item in enumerate(value):
+        _validate(member, item, f"{where}.{i + 1}.member", errors)
+
+
+def _validate_map(
+    shape: Shape, value: dict[Any, Any], where: str, prefix: str, errors: list[str]
+) -> None:
+    key_shape: Shape = shape.key  # type: ignore[attr-defined]
+    value_shape: Shape = shape.value  # type: ignore[attr-defined]
+    key_errors: list[str] = []
+    value_errors: list[str] = []
+    for k, v in value.items():
+        _validate_value(key_shape, k, where, key_errors)
+        _validate(value_shape, v, where, value_errors)
+    # The service lists every constraint of the key or value shape, not only the one broken
+    # (recorded: routingConfig.additionalVersionWeights).
+    if key_errors:
+        listed = ", ".join(_constraints(key_shape, nullable=True))
+        errors.append(prefix + f"Map keys must satisfy constraint: [{listed}]")
+    if value_errors:
+        listed = ", ".join(_constraints(value_shape, nullable=False))
+        errors.append(prefix + f"Map value must satisfy constraint: [{listed}]")
 
 
 # Enums Lambda checks in the service rather than at the edge, with its own exception and text:
@@ -500,4 +574,5 @@ def _validate_string(shape: Shape, value: str, where: str, prefix: str, errors: 
         and not _fullmatch(pattern, value)
         and not (extension and _fullmatch(extension, value))
     ):
-        errors.append(prefix + f"Member must satisfy regular expression pattern: {pattern}")
+        worded = PATTERN_WORDING.get(shape.name, pattern)
+        errors.append(prefix + f"Member must satisfy regular expression pattern: {worded}")

@@ -18,7 +18,9 @@ class ConcurrencyService:
         # Lambda keeps 100 unreserved; a smaller configured account keeps a tenth of it.
         self.unreserved_minimum = min(100, account_limit // 10)
 
-    async def _name(self, caller: Caller, function: str) -> str:
+    async def _name(self, caller: Caller, function: str, *, shown: str | None = None) -> str:
+        """The function's name; ``shown``: the qualifier its not-found message names (Lambda's
+        Put names ``$LATEST``, Get and Delete name the function alone)."""
         name, qualifier = resolve_ref(function, None, region=caller.region, account=caller.account)
         if qualifier is not None:
             raise InvalidParameterValueException(
@@ -28,7 +30,7 @@ class ConcurrencyService:
             )
         if await self.store.get_version(caller.account, caller.region, name, LATEST) is None:
             raise ResourceNotFoundException(
-                "Function not found: " + function_arn(caller.region, caller.account, name, LATEST)
+                "Function not found: " + function_arn(caller.region, caller.account, name, shown)
             )
         return name
 
@@ -41,7 +43,7 @@ class ConcurrencyService:
         return self.account_limit - sum((await self.reservations(account)).values())
 
     async def put(self, caller: Caller, function: str, reserved: int) -> int:
-        name = await self._name(caller, function)
+        name = await self._name(caller, function, shown=LATEST)
         others = {
             k: v for k, v in (await self.reservations(caller.account)).items()
             if k != (caller.region, name)

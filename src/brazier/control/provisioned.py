@@ -6,7 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from brazier.model.arns import LATEST, function_arn, resolve_ref
-from brazier.model.errors import InvalidParameterValueException, ResourceNotFoundException
+from brazier.model.errors import (
+    InvalidParameterValueException,
+    ProvisionedConcurrencyConfigNotFoundException,
+    ResourceNotFoundException,
+)
 from brazier.model.functions import PROVISIONED_CONCURRENCY, lambda_timestamp
 from brazier.model.identity import Caller
 from brazier.store.base import MetadataStore
@@ -30,33 +34,30 @@ class ProvisionedService:
         self.store = store
 
     async def _target(
-        self, caller: Caller, function: str, qualifier: str | None
+        self, caller: Caller, function: str, qualifier: str | None, *, putting: bool = False
     ) -> tuple[str, str]:
+        """The function and the version or alias a config is for, in Lambda's order of checks
+        and words (recorded: test_provisioned_concurrency_exceptions)."""
         name, q = resolve_ref(function, qualifier, region=caller.region, account=caller.account)
-        if await self.store.get_version(caller.account, caller.region, name, LATEST) is None:
-            raise ResourceNotFoundException(
-                "Function not found: " + function_arn(caller.region, caller.account, name)
-            )
         if q is None or q == LATEST:
             raise InvalidParameterValueException(
                 "Provisioned Concurrency Configs cannot be applied to unpublished function"
                 " versions."
+                if putting
+                else "The function resource provided must be an alias or a published version."
             )
-        found = (
-            await self.store.get_version(caller.account, caller.region, name, q)
-            if q.isdigit()
-            else await self.store.get_alias(caller.account, caller.region, name, q)
-        )
-        if found is None:
-            raise ResourceNotFoundException(
-                "Function not found: " + function_arn(caller.region, caller.account, name, q)
-            )
+        arn = function_arn(caller.region, caller.account, name, q)
+        if q.isdigit():
+            if await self.store.get_version(caller.account, caller.region, name, q) is None:
+                raise ResourceNotFoundException("Function not found: " + arn)
+        elif await self.store.get_alias(caller.account, caller.region, name, q) is None:
+            raise ResourceNotFoundException("Cannot find alias arn: " + arn)
         return name, q
 
     async def put(
         self, caller: Caller, function: str, qualifier: str | None, requested: int
     ) -> dict[str, Any]:
-        name, q = await self._target(caller, function, qualifier)
+        name, q = await self._target(caller, function, qualifier, putting=True)
         cfg = {
             "Requested": requested,
             "Available": 0,
@@ -75,7 +76,7 @@ class ProvisionedService:
             caller.account, caller.region, name, PROVISIONED_CONCURRENCY, q
         )
         if cfg is None:
-            raise ResourceNotFoundException(
+            raise ProvisionedConcurrencyConfigNotFoundException(
                 "No Provisioned Concurrency Config found for this function"
             )
         return render(caller, name, q, cfg)
