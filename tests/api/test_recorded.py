@@ -25,7 +25,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from support import HELLO_PY, ServerProcess, ShapeChecker, lambda_client, wait_active
+from support import HELLO_PY, ServerProcess, ShapeChecker, lambda_client, make_zip, wait_active
 
 RECORDED: dict[str, dict[str, Any]] = json.loads(
     (Path(__file__).parent / "recorded" / "lambda_api_errors.json").read_text()
@@ -44,6 +44,8 @@ class World:
     prefix: str
     subs: dict[str, str] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)
+    patterns: list[tuple[str, str]] = field(default_factory=list)
     _n: int = 0
 
     def name(self, placeholder: str = "<function-name:1>") -> str:
@@ -283,10 +285,6 @@ _NAME_VARIANTS: dict[str, tuple[str, str | None]] = {
 }  # fmt: skip
 # Known differences, kept visible (strict: a fix must remove the entry).
 _NOT_YET = {
-    "full_arn_and_qualifier_too_long_and_invalid_region": (
-        "AWS lists the qualifier's error before the function name's; brazier lists them in"
-        " the model's member order"
-    ),
     "lowercase_latest_qualifier": (
         "AWS takes '$latest' in an ARN as an unknown qualifier (404); the model's pattern"
         " refuses it (400)"
@@ -821,6 +819,318 @@ def _(w: World) -> Response:
     return _create(w, Code={"ZipFile": buf.getvalue()})
 
 
+# -- layers ------------------------------------------------------------------------------------
+
+L = "TestLambdaLayer::test_"
+LAYER_ZIP = make_zip({"python/shared.py": "X = 1\n"})
+
+
+def _layer(w: World, placeholder: str = "<resource:1>") -> str:
+    name = w.name(placeholder)
+    w.client.publish_layer_version(LayerName=name, Content={"ZipFile": LAYER_ZIP})
+    w.layers.append(name)
+    return name
+
+
+def _layer_arn(name: str, version: int | None = None, region: str = REGION) -> str:
+    arn = f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{name}"
+    return arn if version is None else f"{arn}:{version}"
+
+
+_LAYER_CASES: dict[str, Callable[[World], Response]] = {
+    "layer_exceptions::delete_layer_version_exc_layerversion_invalid_version": lambda w: w.call(
+        "delete_layer_version", LayerName=_layer(w), VersionNumber=-1),
+    "layer_exceptions::get_layer_version_by_arn_exc_invalidarn": lambda w: w.call(
+        "get_layer_version_by_arn", Arn=_layer_arn(_layer(w))),
+    "layer_exceptions::get_layer_version_by_arn_exc_nonexistentversion": lambda w: w.call(
+        "get_layer_version_by_arn", Arn=_layer_arn(_layer(w), 2)),
+    "layer_exceptions::get_layer_version_exc_layer_doesnotexist": lambda w: w.call(
+        "get_layer_version", LayerName="doesnotexist", VersionNumber=1),
+    "layer_exceptions::get_layer_version_exc_layer_version_doesnotexist_2": lambda w: w.call(
+        "get_layer_version", LayerName=_layer(w), VersionNumber=2),
+    "layer_exceptions::get_layer_version_exc_layer_version_doesnotexist_negative": lambda w: w.call(
+        "get_layer_version", LayerName=_layer(w), VersionNumber=-1),
+    "layer_exceptions::get_layer_version_exc_layer_version_doesnotexist_zero": lambda w: w.call(
+        "get_layer_version", LayerName=_layer(w), VersionNumber=0),
+    "layer_exceptions::list_layers_exc_compatiblearchitecture_invalid": lambda w: w.call(
+        "list_layers", CompatibleArchitecture="archdoesnotexist"),
+    "layer_exceptions::list_layers_exc_compatibleruntime_invalid": lambda w: w.call(
+        "list_layers", CompatibleRuntime="runtimedoesnotexist"),
+    "layer_exceptions::publish_layer_version_exc_invalid_runtime_arch": lambda w: w.call(
+        "publish_layer_version", LayerName=w.name(), Content={"ZipFile": LAYER_ZIP},
+        CompatibleRuntimes=["invalidruntime"], CompatibleArchitectures=["invalidarch"]),
+    "layer_exceptions::publish_layer_version_exc_partially_invalid_values": lambda w: w.call(
+        "publish_layer_version", LayerName=w.name(), Content={"ZipFile": LAYER_ZIP},
+        CompatibleRuntimes=["invalidruntime", "invalidruntime2", "nodejs20.x"],
+        CompatibleArchitectures=["invalidarch", "x86_64"]),
+    "layer_function_exceptions::add_layer_arn_without_version_exc": lambda w: w.call(
+        "update_function_configuration", FunctionName=w.fn("<function-name:1>"),
+        Layers=[_layer_arn(_layer(w))]),
+    "layer_function_exceptions::add_nonexistent_layer_exc": lambda w: w.call(
+        "update_function_configuration", FunctionName=w.fn("<function-name:1>"),
+        Layers=[_layer_arn("doesnotexist", 1)]),
+    "layer_function_exceptions::add_nonexistent_layer_version_exc": lambda w: w.call(
+        "update_function_configuration", FunctionName=w.fn("<function-name:1>"),
+        Layers=[_layer_arn(_layer(w), 9)]),
+    "layer_function_exceptions::create_function_with_layer_in_different_region": lambda w: _create(
+        w, Layers=[_layer_arn(_layer(w), 1, region="eu-central-1")]),
+    "layer_function_quota_exception::create_function_with_six_layers": lambda w: _create(
+        w, Layers=[_layer_arn(_layer(w, f"<resource:{i}>"), 1) for i in range(6)]),
+}  # fmt: skip
+
+
+def _same_layer_twice(w: World, versions: tuple[int, ...]) -> Response:
+    name = _layer(w)
+    for _ in range(max(versions) - 1):
+        w.client.publish_layer_version(LayerName=name, Content={"ZipFile": LAYER_ZIP})
+    return _create(w, Layers=[_layer_arn(name, v) for v in versions])
+
+
+_LAYER_CASES["layer_function_exceptions::three_layer_versions_single_function_exc"] = lambda w: (
+    _same_layer_twice(w, (1, 2, 3))
+)
+_LAYER_CASES["layer_function_exceptions::two_identical_layer_versions_single_function_exc"] = (
+    lambda w: _same_layer_twice(w, (1, 1))
+)
+_LAYER_CASES["layer_function_exceptions::two_layer_versions_single_function_exc"] = lambda w: (
+    _same_layer_twice(w, (1, 2))
+)
+
+
+def _layer_perm(w: World, op: str, name: str, version: int = 1, **kw: Any) -> Response:
+    params: dict[str, Any] = {"LayerName": name, "VersionNumber": version}
+    if op == "add":
+        params |= {"StatementId": "s1", "Action": "lambda:GetLayerVersion", "Principal": "*"}
+        params |= kw
+        return w.call("add_layer_version_permission", **params)
+    if op == "remove":
+        params |= {"StatementId": "s1"} | kw
+        return w.call("remove_layer_version_permission", **params)
+    return w.call("get_layer_version_policy", **params)
+
+
+def _with_perm(w: World) -> str:
+    name = _layer(w)
+    _layer_perm(w, "add", name)
+    return name
+
+
+for _op in ("add", "get", "remove"):
+    _LAYER_CASES[f"layer_policy_exceptions::layer_permission_layername_doesnotexist_{_op}"] = (
+        lambda w, op=_op: _layer_perm(w, op, _layer(w) + "-doesnotexist")
+    )
+    _LAYER_CASES[f"layer_policy_exceptions::layer_permission_layerversion_doesnotexist_{_op}"] = (
+        lambda w, op=_op: _layer_perm(w, op, _layer(w), 2)
+    )
+_LAYER_CASES.update({
+    "layer_policy_exceptions::layer_permission_action_invalid": lambda w: _layer_perm(
+        w, "add", _layer(w), Action="*"),
+    "layer_policy_exceptions::layer_permission_duplicate_statement": lambda w: _layer_perm(
+        w, "add", _with_perm(w)),
+    "layer_policy_exceptions::layer_permission_nopolicy_get": lambda w: _layer_perm(
+        w, "get", _layer(w)),
+    "layer_policy_exceptions::layer_permission_statementid_doesnotexist_remove": lambda w: (
+        _layer_perm(w, "remove", _with_perm(w), StatementId="doesnotexist")),
+    "layer_policy_exceptions::layer_permission_wrong_revision": lambda w: _layer_perm(
+        w, "add", _with_perm(w), StatementId="s2", RevisionId="wrong"),
+    "layer_policy_exceptions::layer_permission_wrong_revision_remove": lambda w: _layer_perm(
+        w, "remove", _with_perm(w), RevisionId="wrong"),
+})  # fmt: skip
+for _key, _do in _LAYER_CASES.items():
+    CASES[L + _key] = _do
+
+
+# -- runtimes, concurrent updates --------------------------------------------------------------
+
+for _runtime in ("java8", "go1.x", "provided", "ruby2.7", "nodejs14.x", "python3.7",
+                 "dotnetcore3.1", "nodejs12.x"):  # fmt: skip
+    CASES[
+        "TestRuntimeValidation::test_create_deprecated_function_runtime_with_validation_enabled"
+        f"[{_runtime}]::deprecation_error"
+    ] = lambda w, rt=_runtime: _create(w, Runtime=rt)
+
+
+def _during_update(w: World, op: str) -> Response:
+    """A second update while the first is still applied (a large zip keeps it InProgress)."""
+    name = w.fn()
+    big = make_zip({"app.py": "def handler(e, c):\n    return 1\n", "pad.bin": os.urandom(8 << 20)})
+    w.client.update_function_code(FunctionName=name, ZipFile=big)
+    if op == "code":
+        return w.call("update_function_code", FunctionName=name, ZipFile=HELLO_PY)
+    return w.call("update_function_configuration", FunctionName=name, Description="again")
+
+
+CASES[F + "lambda_concurrent_code_updates::update-during-in-progress-update-exc"] = lambda w: (
+    _during_update(w, "code")
+)
+CASES[F + "lambda_concurrent_config_updates::update-during-in-progress-update-exc"] = lambda w: (
+    _during_update(w, "config")
+)
+
+
+# -- concurrency limits and provisioned conflicts ----------------------------------------------
+
+
+def _limits(w: World) -> tuple[int, int]:
+    """(account concurrency, unreserved concurrency); the numbers the messages name are
+    account-specific, recorded as placeholders."""
+    limit = w.client.get_account_settings()["AccountLimit"]
+    w.patterns.append(
+        (r"minimum value of \[\d+\]", "minimum value of [<min_unreserved_concurrency>]")
+    )
+    w.patterns.append(
+        (r"unreserved concurrency \[\d+\]", "unreserved concurrency [<unreserved_concurrency>]")
+    )
+    return int(limit["ConcurrentExecutions"]), int(limit["UnreservedConcurrentExecutions"])
+
+
+_LIMIT_CASES: dict[str, Callable[[World], Response]] = {
+    "TestLambdaReservedConcurrency::test_function_concurrency_limits::"
+    "put_function_concurrency_account_limit_exceeded": lambda w: w.call(
+        "put_function_concurrency", FunctionName=w.fn(),
+        ReservedConcurrentExecutions=_limits(w)[0] + 1),
+    "TestLambdaReservedConcurrency::test_function_concurrency_limits::"
+    "put_function_concurrency_below_unreserved_min_value": lambda w: w.call(
+        "put_function_concurrency", FunctionName=w.fn(),
+        ReservedConcurrentExecutions=_limits(w)[1]),
+    "TestLambdaProvisionedConcurrency::test_provisioned_concurrency_limits::"
+    "put_provisioned_concurrency_account_limit_exceeded": lambda w: _pc(
+        w, "put", _published(w), "1", ProvisionedConcurrentExecutions=_limits(w)[1] + 1),
+    "TestLambdaProvisionedConcurrency::test_provisioned_concurrency_limits::"
+    "put_provisioned_concurrency_below_unreserved_min_value": lambda w: _pc(
+        w, "put", _published(w), "1", ProvisionedConcurrentExecutions=_limits(w)[1]),
+}  # fmt: skip
+CASES.update(_LIMIT_CASES)
+
+
+@case(PL, "put_provisioned_on_alias_versionconflict")
+def _(w: World) -> Response:
+    name = _published(w)
+    _pc(w, "put", name, "1")
+    w.call("create_alias", FunctionName=name, Name="pcalias", FunctionVersion="1")
+    return _pc(w, "put", name, "pcalias")
+
+
+@case(PL, "put_provisioned_on_version_conflict")
+def _(w: World) -> Response:
+    name = _published(w)
+    w.call("create_alias", FunctionName=name, Name="pcalias", FunctionVersion="1")
+    _pc(w, "put", name, "pcalias")
+    return _pc(w, "put", name, "1")
+
+
+# -- event invoke configs: another branch owns them (expected failures until merged) ----------
+
+E = "TestLambdaEventInvokeConfig::test_lambda_eventinvokeconfig_exceptions::"
+
+
+def _eic(w: World, op: str, name: str, **kw: Any) -> Response:
+    return w.call(f"{op}_function_event_invoke_config", FunctionName=name, **kw)
+
+
+def _eic_alias(w: World) -> str:
+    name = _alias_world(w)
+    w.call("create_alias", FunctionName=name, Name="eventinvokealias", FunctionVersion="1")
+    return name
+
+
+def _dest(w: World, kind: str, template: str) -> Response:
+    """A destination naming the function itself (``{}`` in ``template``)."""
+    name = w.fn()
+    config = {kind: {"Destination": template.format(name)}}
+    return _eic(w, "put", name, DestinationConfig=config)
+
+
+_EIC_CASES: dict[str, Callable[[World], Response]] = {
+    "delete_function_doesnotexist": lambda w: _eic(w, "delete", "doesnotexist"),
+    "delete_function_not_found": lambda w: _eic(w, "delete", w.fn()),
+    "get_eventinvokeconfig_doesnotexist": lambda w: _eic(
+        w, "get", _eic_alias(w), Qualifier="eventinvokealias"),
+    "get_function_doesnotexist": lambda w: _eic(w, "get", "doesnotexist"),
+    "get_qualifier_doesnotexist": lambda w: _eic(w, "get", w.fn(), Qualifier="doesnotexist"),
+    "list_function_doesnotexist": lambda w: w.call(
+        "list_function_event_invoke_configs", FunctionName="doesnotexist"),
+    "put_alias_doesnotexist": lambda w: _eic(
+        w, "put", w.fn(), Qualifier="doesnotexist", MaximumRetryAttempts=1),
+    "put_alias_qualifiedarn_qualifierconflict": lambda w: _eic(
+        w, "put", w.arn(_eic_alias(w), "eventinvokealias"), Qualifier="1",
+        MaximumRetryAttempts=1),
+    "put_alias_shorthand_qualifierconflict": lambda w: _eic(
+        w, "put", f"{_eic_alias(w)}:eventinvokealias", Qualifier="1", MaximumRetryAttempts=1),
+    "put_destination_invalid_arn_pattern": lambda w: _dest(
+        w, "OnFailure", f"arn:aws:_-/!lambda:{REGION}:{ACCOUNT}:function:{{}}"),
+    "put_destination_invalid_service_arn": lambda w: _dest(
+        w, "OnSuccess", f"arn:aws:iam:{REGION}:{ACCOUNT}:function:{{}}"),
+    "put_destination_lambda_doesntexist": lambda w: _eic(
+        w, "put", w.fn(), DestinationConfig={"OnFailure": {"Destination": w.arn("doesnotexist")}}),
+    "put_destination_recursive": lambda w: _dest(
+        w, "OnFailure", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{{}}"),
+    "put_functionname_arn_notfound": lambda w: _eic(
+        w, "put", w.arn("doesnotexist"), MaximumRetryAttempts=1),
+    "put_functionname_name_notfound": lambda w: _eic(
+        w, "put", "doesnotexist", MaximumRetryAttempts=1),
+    "put_functionname_nootherargs": lambda w: _eic(w, "put", w.fn()),
+    "put_shorthand_qualifier_mismatch_1": lambda w: _eic(
+        w, "put", f"{_eic_alias(w)}:eventinvokealias", Qualifier="$LATEST",
+        MaximumRetryAttempts=1),
+    "put_shorthand_qualifier_mismatch_2": lambda w: _eic(
+        w, "put", f"{_eic_alias(w)}:$LATEST", Qualifier="eventinvokealias",
+        MaximumRetryAttempts=1),
+    "put_shorthand_qualifier_mismatch_3": lambda w: _eic(
+        w, "put", f"{_eic_alias(w)}:1", Qualifier="eventinvokealias", MaximumRetryAttempts=1),
+    "update_eventinvokeconfig_config_doesnotexist_with_qualifier": lambda w: _eic(
+        w, "update", _eic_alias(w), Qualifier="eventinvokealias", MaximumRetryAttempts=1),
+    "update_eventinvokeconfig_config_doesnotexist_without_qualifier": lambda w: _eic(
+        w, "update", w.fn(), MaximumRetryAttempts=1),
+    "update_eventinvokeconfig_function_doesnotexist": lambda w: _eic(
+        w, "update", "doesnotexist", MaximumRetryAttempts=1),
+}  # fmt: skip
+for _key, _do in _EIC_CASES.items():
+    CASES[E + _key] = _do
+    MARKS[E + _key] = pytest.mark.xfail(reason=EIC, strict=False)
+_LIFECYCLE = "TestLambdaEventInvokeConfig::test_lambda_eventinvokeconfig_lifecycle::"
+
+
+def _eic_after_publish(w: World) -> Response:
+    name = w.fn()
+    _eic(w, "put", name, MaximumRetryAttempts=1)
+    w.publish(name)
+    return _eic(w, "get", name, Qualifier="1")
+
+
+CASES[_LIFECYCLE + "get_invokeconfig_postpublish"] = _eic_after_publish
+MARKS[_LIFECYCLE + "get_invokeconfig_postpublish"] = pytest.mark.xfail(reason=EIC, strict=False)
+
+
+# -- recorded cases of operations brazier does not implement: skipped, counted ----------------
+
+_UNIMPLEMENTED = {
+    "TestCodeSigningConfig::": "code signing configurations are not implemented (issue 15 item 3)",
+    "TestLambdaEventSourceMappings::": "event source mappings other than SQS are not implemented",
+    "TestLambdaRecursion::": "recursion configs are not implemented (issue 15 item 4)",
+    "TestLambdaSnapStart::": "SnapStart is not implemented",
+    "TestLambdaImages::": "container image functions are not implemented",
+    "test_invalid_vpc_config": "VPC configuration is not implemented",
+    "test_lambda_code_location_s3_errors": "code from S3 is not implemented",
+    "[capacity_provider]": "capacity providers stay out of issue 15",
+    "[event_source_mapping]": "event source mapping tags are not implemented",
+    "test_oversized_lambda::": "the recording uploads through S3, not implemented",
+    "test_oversized_zipped_create_lambda::": "the recording uploads through S3, not implemented",
+    "test_oversized_request_create_lambda::": "covered by tests/api/test_limits.py (a 70 MB body)",
+}
+
+
+def _skip_reason(key: str) -> str | None:
+    return next((why for part, why in _UNIMPLEMENTED.items() if part in key), None)
+
+
+for _key in RECORDED:
+    _why = _skip_reason(_key)
+    if _why and _key not in CASES:
+        CASES[_key] = lambda w: {}
+        MARKS[_key] = pytest.mark.skip(reason=_why)
+
+
 # -- the tests ---------------------------------------------------------------------------------
 
 _PLACEHOLDER_A = re.compile(r"<a:len\((\d+)\)>")
@@ -837,6 +1147,7 @@ def normalise(message: str, subs: dict[str, str]) -> str:
         message = message.replace(actual, subs[actual])
     message = message.replace("arn:aws:", "arn:<partition>:")
     message = message.replace(f":{REGION}:", ":<region>:").replace(f"'{REGION}'", "'<region>'")
+    message = message.replace(f"region {REGION}.", "region <region>.")
     return message.replace(ACCOUNT, "111111111111")
 
 
@@ -866,10 +1177,15 @@ def test_recorded_case(key: str, recorded_client: Any) -> None:
     finally:
         for name in w.created:  # the session's server is shared: leave no functions behind
             w.call("delete_function", FunctionName=name)
+        for layer in w.layers:
+            for v in w.client.list_layer_versions(LayerName=layer)["LayerVersions"]:
+                w.call("delete_layer_version", LayerName=layer, VersionNumber=v["Version"])
     want = expected(key)
     error = got.get("Error", {})
     status = got["ResponseMetadata"]["HTTPStatusCode"]
     message = normalise(error.get("Message", ""), w.subs)
+    for pattern, placeholder in w.patterns:
+        message = re.sub(pattern, placeholder, message)
     # Not recorded: the status of the parametrised name checks; the message of the other
     # account's 403 (the recording has none).
     want_status = status if want["status"] is None else want["status"]
@@ -885,4 +1201,5 @@ def test_recorded_case(key: str, recorded_client: Any) -> None:
 def test_every_recorded_case_is_known() -> None:
     """The table names only recorded cases (a typo would silently test nothing)."""
     assert set(CASES) <= set(RECORDED)
-    assert len(CASES) >= 200
+    left = sorted(set(RECORDED) - set(CASES))
+    assert not left, left

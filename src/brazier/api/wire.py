@@ -29,6 +29,7 @@ from brazier.model.errors import (
     UnknownOperationException,
     ValidationException,
 )
+from brazier.model.runtimes import LAMBDA_RUNTIME_ENUM
 from brazier.model.semver import RANGE_WIRE_PATTERN
 
 _LABEL = re.compile(r"\{([A-Za-z0-9_]+)(\+?)\}")
@@ -146,7 +147,10 @@ class ServiceWire:
                 if name in doc and doc[name] is not None:
                     out[name] = _from_json(member, doc[name], name)
         errors: list[str] = []
-        _validate(shape, out, "", errors)
+        # The service reports the top-level members in reverse name order (recorded:
+        # "qualifier" before "functionName", "compatibleRuntimes" before
+        # "compatibleArchitectures").
+        _validate(shape, dict(sorted(out.items(), reverse=True)), "", errors)
         if errors:
             raise ValidationException(
                 f"{len(errors)} validation error{'s' if len(errors) > 1 else ''} detected: "
@@ -385,6 +389,75 @@ PATTERN_WORDING: dict[str, str] = {
     ),
 }
 
+PATTERN_WORDING["LayerVersionArn"] = (  # recorded: test_layer_exceptions, ..._function_exceptions
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{"
+    r"1}:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-z"
+    r"A-Z0-9-_]+)"
+)
+
+# Enum lists AWS words differently from the installed model, by (shape, member path): the
+# recording wins (ListLayers' CompatibleRuntime, recorded: test_layer_exceptions).
+ENUM_WORDING: dict[tuple[str, str], tuple[str, ...]] = {
+    ("Runtime", "compatibleRuntime"): (
+        "ruby3.5",
+        "ruby2.6",
+        "dotnetcore1.0",
+        "python3.7",
+        "nodejs8.10",
+        "nasa",
+        "ruby2.7",
+        "python2.7-greengrass",
+        "dotnetcore2.0",
+        "python3.8",
+        "java21",
+        "dotnet6",
+        "dotnetcore2.1",
+        "python3.9",
+        "java11",
+        "nodejs6.10",
+        "provided",
+        "dotnetcore3.1",
+        "dotnet8",
+        "java25",
+        "java17",
+        "nodejs",
+        "nodejs4.3",
+        "java8.al2",
+        "go1.x",
+        "dotnet10",
+        "nodejs20.x",
+        "go1.9",
+        "byol",
+        "nodejs10.x",
+        "provided.al2023",
+        "nodejs22.x",
+        "python3.10",
+        "java8",
+        "nodejs12.x",
+        "python3.11",
+        "nodejs24.x",
+        "nodejs8.x",
+        "python3.12",
+        "nodejs14.x",
+        "nodejs8.9",
+        "nodejs26.x",
+        "python3.13",
+        "python3.14",
+        "nodejs16.x",
+        "python3.15",
+        "provided.al2",
+        "nodejs4.3-edge",
+        "nodejs18.x",
+        "ruby3.2",
+        "python3.4",
+        "ruby3.3",
+        "ruby3.4",
+        "ruby2.5",
+        "python3.6",
+        "python2.7",
+    ),
+}
+
 _MATCHED: dict[tuple[str, str], bool] = {}
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -444,7 +517,8 @@ def _constraints(shape: Shape, *, nullable: bool) -> list[str]:
     if "min" in meta:
         out.append(f"Member must have {what} greater than or equal to {meta['min']}")
     if "pattern" in meta:
-        out.append(f"Member must satisfy regular expression pattern: {meta['pattern']}")
+        worded = PATTERN_WORDING.get(shape.name, meta["pattern"])
+        out.append(f"Member must satisfy regular expression pattern: {worded}")
     if not nullable:
         out.append("Member must not be null")
     return out
@@ -513,14 +587,20 @@ def _validate_list(
     shape: Shape, value: list[Any], where: str, prefix: str, errors: list[str]
 ) -> None:
     member: Shape = shape.member  # type: ignore[attr-defined]
-    if getattr(member, "enum", None) and member.type_name == "string":
-        # An enum member the service checks as a whole: "Value '[X86_64]' at
-        # 'architectures' failed to satisfy constraint: Member must satisfy constraint:
-        # [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]".
+    if member.type_name == "string":
+        # A list of strings is checked as a whole: "Value '[X86_64]' at 'architectures' failed
+        # to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value
+        # set: [x86_64, arm64], Member must not be null]" (every constraint of the member);
+        # runtimes name Lambda's runtime list alone (recorded: test_layer_exceptions).
         found: list[str] = []
         for item in value:
             _validate(member, item, where, found)
-        if found:
+        if not found:
+            return
+        if member.name == "Runtime":
+            runtimes = ", ".join(LAMBDA_RUNTIME_ENUM)
+            errors.append(prefix + f"Member must satisfy enum value set: [{runtimes}]")
+        else:
             listed = ", ".join(_constraints(member, nullable=False))
             errors.append(prefix + f"Member must satisfy constraint: [{listed}]")
         return
@@ -566,7 +646,8 @@ def _validate_string(shape: Shape, value: str, where: str, prefix: str, errors: 
         return
     enum = getattr(shape, "enum", None)
     if enum and value not in enum and (shape.name, where) not in _SERVICE_CHECKED_ENUMS:
-        errors.append(prefix + f"Member must satisfy enum value set: [{', '.join(enum)}]")
+        listed = ENUM_WORDING.get((shape.name, where), enum)
+        errors.append(prefix + f"Member must satisfy enum value set: [{', '.join(listed)}]")
     pattern = meta.get("pattern")
     extension = PATTERN_EXTENSIONS.get(shape.name)
     if (

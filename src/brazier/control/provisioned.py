@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from brazier.control.concurrency import ConcurrencyService
 from brazier.model.arns import LATEST, function_arn, resolve_ref
 from brazier.model.errors import (
     InvalidParameterValueException,
     ProvisionedConcurrencyConfigNotFoundException,
+    ResourceConflictException,
     ResourceNotFoundException,
 )
 from brazier.model.functions import PROVISIONED_CONCURRENCY, lambda_timestamp
@@ -30,8 +32,15 @@ def render(caller: Caller, name: str, qualifier: str, cfg: dict[str, Any]) -> di
 
 
 class ProvisionedService:
-    def __init__(self, store: MetadataStore) -> None:
+    def __init__(self, store: MetadataStore, *, account_limit: int | None = None) -> None:
+        """``account_limit``: the account's concurrency, which provisioned configs draw on
+        (None: unchecked)."""
         self.store = store
+        self.concurrency = (
+            None
+            if account_limit is None
+            else ConcurrencyService(store, account_limit=account_limit)
+        )
 
     async def _target(
         self, caller: Caller, function: str, qualifier: str | None, *, putting: bool = False
@@ -58,6 +67,8 @@ class ProvisionedService:
         self, caller: Caller, function: str, qualifier: str | None, requested: int
     ) -> dict[str, Any]:
         name, q = await self._target(caller, function, qualifier, putting=True)
+        await self._check_conflicts(caller, name, q)
+        await self._check_account(caller, name, q, requested)
         cfg = {
             "Requested": requested,
             "Available": 0,
@@ -69,6 +80,57 @@ class ProvisionedService:
             caller.account, caller.region, name, PROVISIONED_CONCURRENCY, cfg, q
         )
         return render(caller, name, q, cfg)
+
+    async def _configured(self, caller: Caller, name: str) -> dict[str, int]:
+        """This function's provisioned configs: qualifier -> requested executions."""
+        rows = await self.store.list_settings(caller.account, PROVISIONED_CONCURRENCY)
+        return {
+            q: int(cfg["Requested"])
+            for region, fn, q, cfg in rows
+            if region == caller.region and fn == name and q
+        }
+
+    async def _check_conflicts(self, caller: Caller, name: str, q: str) -> None:
+        """One config per version: through an alias or the version itself (recorded:
+        test_lambda_provisioned_lifecycle)."""
+        configured = set(await self._configured(caller, name)) - {q}
+        if not configured:
+            return
+        if not q.isdigit():
+            alias = await self.store.get_alias(caller.account, caller.region, name, q)
+            if alias is not None and alias.version in configured:
+                raise ResourceConflictException(
+                    "Alias can't be used for Provisioned Concurrency configuration on an already"
+                    " Provisioned version"
+                )
+            return
+        for other in configured - {v for v in configured if v.isdigit()}:
+            alias = await self.store.get_alias(caller.account, caller.region, name, other)
+            if alias is not None and alias.version == q:
+                raise ResourceConflictException(
+                    "Version is pointed by a Provisioned Concurrency alias"
+                )
+
+    async def _check_account(self, caller: Caller, name: str, q: str, requested: int) -> None:
+        """Provisioned executions come out of the account's unreserved concurrency, which keeps
+        its minimum (recorded: test_provisioned_concurrency_limits)."""
+        if self.concurrency is None:
+            return
+        reserved = await self.concurrency.reservations(caller.account)
+        if (caller.region, name) in reserved:
+            return  # drawn from the function's own reservation
+        unreserved = await self.concurrency.unreserved(caller.account)
+        if requested > unreserved:
+            raise InvalidParameterValueException(
+                "Specified ConcurrentExecutions for function is greater than account's"
+                f" unreserved concurrency [{unreserved}]."
+            )
+        if unreserved - requested < self.concurrency.unreserved_minimum:
+            raise InvalidParameterValueException(
+                "Specified ConcurrentExecutions for function decreases account's"
+                " UnreservedConcurrentExecution below its minimum value of"
+                f" [{self.concurrency.unreserved_minimum}]."
+            )
 
     async def get(self, caller: Caller, function: str, qualifier: str | None) -> dict[str, Any]:
         name, q = await self._target(caller, function, qualifier)
