@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from brazier import __version__
+from brazier.api_coverage import api_coverage
 from brazier.cli.main import client_commands
 from brazier.model.logs import DEFAULT_RETENTION_DAYS
 from brazier.model.settings import Settings
@@ -281,5 +282,6 @@ def keys_delete(data_dir: str, access_key_id: str) -> None:
 
 
 main.add_command(runtimes)
+main.add_command(api_coverage)
 for _cmd in client_commands():
     main.add_command(_cmd)

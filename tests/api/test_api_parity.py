@@ -257,3 +257,41 @@ def test_alias_policy_makes_the_alias_url_public(
     with pytest.raises(client.exceptions.ResourceNotFoundException) as exc:
         client.remove_permission(FunctionName=name, Qualifier="gone", StatementId="public")
     assert exc.value.response["Error"]["Message"] == f"Cannot find alias arn: {alias_arn[:-4]}gone"
+
+
+# -- what brazier serves (item 7) --------------------------------------------------------------
+
+
+def test_an_unimplemented_operation_is_named(client: Any, server: ServerProcess) -> None:
+    from brazier import __version__
+
+    with pytest.raises(client.exceptions.ClientError) as exc:
+        client.get_function_recursion_config(FunctionName="any")
+    err = exc.value.response
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert err["Error"]["Code"] == "UnknownOperationException"
+    assert err["Error"]["Message"] == (
+        f"Brazier {__version__} does not implement the Lambda operation GetFunctionRecursionConfig."
+    )
+    reply = httpx.post(server.url + "/2031-01-01/functions/x/teleport")  # a newer model's route
+    assert reply.status_code == 404
+    message = reply.json()["message"]
+    assert "POST /2031-01-01/functions/x/teleport" in message and __version__ in message
+
+
+def test_api_coverage_command() -> None:
+    import subprocess
+    import sys
+
+    import botocore.session
+
+    out = subprocess.run(
+        [sys.executable, "-m", "brazier", "api-coverage", "--json"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    doc = json.loads(out.stdout)
+    model = botocore.session.get_session().get_service_model("lambda")
+    assert sorted(doc["implemented"] + doc["not_implemented"]) == sorted(model.operation_names)
+    for served in ("GetFunctionCodeSigningConfig", "InvokeAsync", "AddPermission", "Invoke"):
+        assert served in doc["implemented"]
+    assert "GetFunctionRecursionConfig" in doc["not_implemented"]

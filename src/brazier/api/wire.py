@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -22,6 +22,7 @@ import botocore.session
 import regex
 from botocore.model import OperationModel, Shape, StructureShape
 
+from brazier import __version__
 from brazier.api.query import query_pairs
 from brazier.model import jsondoc
 from brazier.model.errors import (
@@ -69,15 +70,30 @@ def _compile_uri(uri: str) -> tuple[re.Pattern[str], tuple[tuple[str, str], ...]
     return re.compile(regex), tuple(static)
 
 
+def _first_route(
+    ops: Sequence[Operation], raw_path: str, params: Mapping[str, str]
+) -> tuple[Operation, dict[str, str]] | None:
+    for op in ops:
+        m = op.path_regex.match(raw_path)
+        if m is None:
+            continue
+        if any(params.get(k) != v for k, v in op.static_query if v) or any(
+            k not in params for k, _ in op.static_query
+        ):
+            continue
+        return op, {k: unquote(v) for k, v in m.groupdict().items()}
+    return None
+
+
 class ServiceWire:
     """The Lambda API's routes and shapes, loaded once from botocore."""
 
     def __init__(self, operations: frozenset[str] | None = None) -> None:
         self.service = botocore.session.get_session().get_service_model("lambda")
         by_method: dict[str, list[Operation]] = {}
+        missing: dict[str, list[Operation]] = {}  # in the model, not served: named when asked
         for name in self.service.operation_names:
-            if operations is not None and name not in operations:
-                continue
+            table = by_method if operations is None or name in operations else missing
             om = self.service.operation_model(name)
             regex, static = _compile_uri(om.http["requestUri"])
             op = Operation(
@@ -88,25 +104,33 @@ class ServiceWire:
                 model=om,
                 success_status=int(om.http.get("responseCode", 200)),
             )
-            by_method.setdefault(op.method, []).append(op)
+            table.setdefault(op.method, []).append(op)
         # Routes with static query requirements first: `GET /layers?find=LayerVersion` must win
         # over `GET /layers`.
         self._routes = {
             m: sorted(ops, key=lambda o: -len(o.static_query)) for m, ops in by_method.items()
         }
+        self._missing = {
+            m: sorted(ops, key=lambda o: -len(o.static_query)) for m, ops in missing.items()
+        }
 
     def match(self, method: str, raw_path: str, query: str) -> tuple[Operation, dict[str, str]]:
         params = dict(query_pairs(query))
-        for op in self._routes.get(method, ()):
-            m = op.path_regex.match(raw_path)
-            if m is None:
-                continue
-            if any(params.get(k) != v for k, v in op.static_query if v) or any(
-                k not in params for k, _ in op.static_query
-            ):
-                continue
-            return op, {k: unquote(v) for k, v in m.groupdict().items()}
-        raise UnknownOperationException("Unknown operation")
+        found = _first_route(self._routes.get(method, ()), raw_path, params)
+        if found is not None:
+            return found
+        # Not served: name the model's operation, or say which model brazier knows, so a client
+        # of a newer model sees what it asked for and what answered (issue 15 item 7).
+        missing = _first_route(self._missing.get(method, ()), raw_path, params)
+        if missing is not None:
+            raise UnknownOperationException(
+                f"Brazier {__version__} does not implement the Lambda operation {missing[0].name}."
+            )
+        path = raw_path.split("?", maxsplit=1)[0]
+        raise UnknownOperationException(
+            f"Unknown operation {method} {path}: not in the Lambda API model"
+            f" {self.service.api_version} that brazier {__version__} serves."
+        )
 
     # -- requests -------------------------------------------------------------------------------
 
