@@ -422,6 +422,8 @@ PATTERN_WORDING["LayerVersionArn"] = (  # recorded: test_layer_exceptions, ..._f
 # Enum lists AWS words differently from the installed model, by (shape, member path): the
 # recording wins (ListLayers' CompatibleRuntime, recorded: test_layer_exceptions).
 ENUM_WORDING: dict[tuple[str, str], tuple[str, ...]] = {
+    # recorded: test_lambda_url_invalid_invoke_mode
+    ("InvokeMode", "invokeMode"): ("RESPONSE_STREAM", "BUFFERED"),
     ("Runtime", "compatibleRuntime"): (
         "ruby3.5",
         "ruby2.6",

@@ -116,9 +116,17 @@ class ProvisionedService:
         its minimum (recorded: test_provisioned_concurrency_limits)."""
         if self.concurrency is None:
             return
-        reserved = await self.concurrency.reservations(caller.account)
-        if (caller.region, name) in reserved:
-            return  # drawn from the function's own reservation
+        reserved = (await self.concurrency.reservations(caller.account)).get((caller.region, name))
+        if reserved is not None:
+            # Drawn from the function's own reservation (recorded: test_reserved_provisioned_
+            # overlap).
+            others = sum(v for k, v in (await self._configured(caller, name)).items() if k != q)
+            if others + requested > reserved:
+                raise InvalidParameterValueException(
+                    "Requested Provisioned Concurrency should not be greater than the"
+                    " reservedConcurrentExecution for function"
+                )
+            return
         unreserved = await self.concurrency.unreserved(caller.account)
         if requested > unreserved:
             raise InvalidParameterValueException(
