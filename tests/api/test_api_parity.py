@@ -227,7 +227,7 @@ def test_alias_policy_makes_the_alias_url_public(
     })  # fmt: skip
     client.create_function(
         FunctionName=name, Runtime="python3.12", Role="arn:aws:iam::111111111111:role/r",
-        Handler="app.handler", Code={"ZipFile": app}, Publish=True,
+        Handler="app.handler", Code={"ZipFile": app}, Publish=True, Timeout=60,
     )  # fmt: skip
     wait_active(client, name)
     client.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
@@ -249,8 +249,8 @@ def test_alias_policy_makes_the_alias_url_public(
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.get_policy(FunctionName=name)  # the function itself has none
 
-    reply = httpx.get(target, timeout=30)  # unsigned
-    assert (reply.status_code, reply.text) == (200, alias_arn)
+    reply = httpx.get(target, timeout=90)  # unsigned
+    assert (reply.status_code, reply.text) == (200, alias_arn), srv.log.read_text()[-3000:]
 
     client.remove_permission(FunctionName=name, Qualifier="live", StatementId="public")
     assert httpx.get(target, timeout=30).status_code == 403
@@ -295,3 +295,19 @@ def test_api_coverage_command() -> None:
     for served in ("GetFunctionCodeSigningConfig", "InvokeAsync", "AddPermission", "Invoke"):
         assert served in doc["implemented"]
     assert "GetFunctionRecursionConfig" in doc["not_implemented"]
+
+
+def test_small_operations_through_the_aws_cli(
+    server: ServerProcess, client: Any, fname: str, tmp_path: Path
+) -> None:
+    from test_cli import _aws
+
+    _create(client, fname)
+    out = _aws(server, "get-function-code-signing-config", "--function-name", fname)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"CodeSigningConfigArn": "", "FunctionName": fname}
+    args = tmp_path / "args.json"
+    args.write_text('{"via": "cli"}')
+    out = _aws(server, "invoke-async", "--function-name", fname, "--invoke-args", str(args))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"Status": 202}
