@@ -254,6 +254,14 @@ def test_alias_policy_makes_the_alias_url_public(
 
     client.remove_permission(FunctionName=name, Qualifier="live", StatementId="public")
     assert httpx.get(target, timeout=30).status_code == 403
+    # The alias named by its ARN alone, as tools do.
+    client.add_permission(
+        FunctionName=alias_arn, StatementId="by-arn", Principal="*",
+        Action="lambda:InvokeFunctionUrl", FunctionUrlAuthType="NONE",
+    )  # fmt: skip
+    assert httpx.get(target, timeout=90).status_code == 200
+    client.remove_permission(FunctionName=alias_arn, StatementId="by-arn")
+    assert httpx.get(target, timeout=30).status_code == 403
     with pytest.raises(client.exceptions.ResourceNotFoundException) as exc:
         client.remove_permission(FunctionName=name, Qualifier="gone", StatementId="public")
     assert exc.value.response["Error"]["Message"] == f"Cannot find alias arn: {alias_arn[:-4]}gone"
