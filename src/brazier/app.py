@@ -166,7 +166,7 @@ def build_app(settings: Settings) -> ASGIApp:
         event_configs=event_configs,
         layers=layers,
         urls=UrlService(store, url_for=_url_renderer(settings)),
-        provisioned=ProvisionedService(store),
+        provisioned=ProvisionedService(store, account_limit=settings.account_concurrency),
     )
     authenticate = make_authenticator(
         mode=settings.effective_auth,

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from brazier import __version__
+from brazier.api_coverage import api_coverage
 from brazier.cli.main import client_commands
 from brazier.doctor import doctor_command
 from brazier.model.logs import DEFAULT_RETENTION_DAYS
@@ -326,5 +327,6 @@ def keys_delete(data_dir: str, access_key_id: str) -> None:
 
 main.add_command(runtimes)
 main.add_command(doctor_command)
+main.add_command(api_coverage)
 for _cmd in client_commands():
     main.add_command(_cmd)

@@ -125,7 +125,7 @@ def test_alias_lifecycle(client: Any, fname: str) -> None:
     client.delete_alias(FunctionName=fname, Name="old")  # idempotent, as Lambda
     with pytest.raises(client.exceptions.ResourceNotFoundException) as exc:
         client.get_alias(FunctionName=fname, Name="old")
-    assert "Alias not found: " in str(exc.value)
+    assert "Cannot find alias arn: " in str(exc.value)
 
 
 def test_alias_validation(client: Any, raw_client: Any, fname: str) -> None:

@@ -53,7 +53,7 @@ def test_provisioned_environments_serve_first(client: Any, deploy: Deploy, serve
     items = listed["ProvisionedConcurrencyConfigs"]
     assert [i["FunctionArn"].rsplit(":", 1)[1] for i in items] == ["1"]
     client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
-    with pytest.raises(client.exceptions.ResourceNotFoundException):
+    with pytest.raises(client.exceptions.ProvisionedConcurrencyConfigNotFoundException):
         client.get_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
 
 

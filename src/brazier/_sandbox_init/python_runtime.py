@@ -413,6 +413,9 @@ def main(handler: str) -> NoReturn:
     """
     global _ensure_ascii  # noqa: PLW0603 - set once, read by _to_json on error paths
     env = os.environ
+    # The zygote read TZ when it imported time; the function's own TZ (Lambda honours one) is
+    # only in this process's environment.
+    time.tzset()
     _configure_streams()
     json_mode = (env.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
     level = (env.get("AWS_LAMBDA_LOG_LEVEL") or "").upper()

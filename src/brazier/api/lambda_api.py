@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from brazier.api import limits, url_ops, version_ops  # noqa: F401 - they register their operations
+from brazier.api import limits, small_ops, url_ops, version_ops  # noqa: F401 - registering
 from brazier.api.body import ClientGone, Spooled, needs_early_auth, read_body_spooled
 from brazier.api.code_body import placeholder, split_zip
 from brazier.api.context import REQUEST_ID

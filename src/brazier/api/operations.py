@@ -9,7 +9,7 @@ from typing import Any
 
 from brazier.api.codeurls import CodeUrlSigner
 from brazier.api.context import REQUEST_ID
-from brazier.api.render import function_configuration
+from brazier.api.render import function_configuration, listed_configuration, named_configuration
 from brazier.control.commands import (
     AddPermission,
     ConfigChanges,
@@ -33,7 +33,7 @@ from brazier.control.resources import (
 from brazier.control.urls import UrlService
 from brazier.control.versions import VersionService
 from brazier.invoke.service import InvokeCommand, InvokeService
-from brazier.model.arns import function_arn
+from brazier.model.arns import LATEST, function_arn, resolve_ref
 from brazier.model.errors import InvalidParameterValueException
 from brazier.model.identity import Caller
 
@@ -145,14 +145,22 @@ async def create_function(s: Services, c: Caller, p: Params) -> Result:
 @operation
 async def get_function_configuration(s: Services, c: Caller, p: Params) -> Result:
     fv = await s.functions.get(c, p["FunctionName"], p.get("Qualifier"))
-    return function_configuration(fv)
+    return named_configuration(fv, _named_qualifier(c, p))
+
+
+def _named_qualifier(c: Caller, p: Params) -> str | None:
+    """The qualifier the request named (in the ARN or the Qualifier parameter), if any."""
+    _, qualifier = resolve_ref(
+        p["FunctionName"], p.get("Qualifier"), region=c.region, account=c.account
+    )
+    return qualifier
 
 
 @operation
 async def get_function(s: Services, c: Caller, p: Params) -> Result:
     fv = await s.functions.get(c, p["FunctionName"], p.get("Qualifier"))
     out: dict[str, Any] = {
-        "Configuration": function_configuration(fv),
+        "Configuration": named_configuration(fv, _named_qualifier(c, p)),
         "Code": {
             "RepositoryType": "S3",
             "Location": s.code_urls.url_for(
@@ -177,7 +185,13 @@ async def list_functions(s: Services, c: Caller, p: Params) -> Result:
         max_items=p.get("MaxItems"),
         all_versions=p.get("FunctionVersion") == "ALL",
     )
-    out: dict[str, Any] = {"Functions": [function_configuration(fv) for fv in page]}
+    every = p.get("FunctionVersion") == "ALL"
+    out: dict[str, Any] = {
+        # With FunctionVersion=ALL, $LATEST is listed by its qualified ARN (recorded).
+        "Functions": [
+            listed_configuration(fv, qualified=every and fv.version == LATEST) for fv in page
+        ]
+    }
     if marker:
         out["NextMarker"] = marker
     return out

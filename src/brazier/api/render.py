@@ -22,6 +22,34 @@ def function_configuration(fv: FunctionVersion) -> dict[str, Any]:
     return out
 
 
+# What Lambda leaves out of a ListFunctions / ListVersionsByFunction item (recorded:
+# test_list_functions, test_publish_version_on_create): the lifecycle and the runtime version.
+_NOT_LISTED = frozenset({
+    "State", "StateReason", "StateReasonCode", "LastUpdateStatus", "LastUpdateStatusReason",
+    "LastUpdateStatusReasonCode", "RuntimeVersionConfig",
+})  # fmt: skip
+
+
+def listed_configuration(fv: FunctionVersion, *, qualified: bool = False) -> dict[str, Any]:
+    """A version as a list item: its configuration without the members AWS omits there;
+    ``qualified``: $LATEST's FunctionArn ends in ``:$LATEST`` (ListVersionsByFunction, and
+    ListFunctions with FunctionVersion=ALL)."""
+    out = {k: v for k, v in function_configuration(fv).items() if k not in _NOT_LISTED}
+    if qualified:
+        out["FunctionArn"] = f"{fv.unqualified_arn}:{fv.version}"
+    return out
+
+
+def named_configuration(fv: FunctionVersion, qualifier: str | None) -> dict[str, Any]:
+    """The configuration as GetFunction / GetFunctionConfiguration answer for the qualifier the
+    caller named: FunctionArn carries it (``:$LATEST``, ``:alias``) while Version stays the
+    version it resolved to (recorded: test_publish_version_on_create, test_alias_lifecycle)."""
+    out = function_configuration(fv)
+    if qualifier is None:
+        return out
+    return {**out, "FunctionArn": f"{fv.unqualified_arn}:{qualifier}"}
+
+
 def _render(fv: FunctionVersion) -> dict[str, Any]:
     cfg = fv.config
     lc = fv.lifecycle
@@ -38,7 +66,6 @@ def _render(fv: FunctionVersion) -> dict[str, Any]:
         "LastModified": lambda_timestamp(fv.last_modified),
         "CodeSha256": cfg.code.sha256_b64,
         "Version": fv.version,
-        "Environment": {"Variables": dict(cfg.environment)},
         "TracingConfig": {"Mode": cfg.tracing_mode},
         "RevisionId": fv.revision_id,
         "State": lc.state.value,
@@ -51,6 +78,9 @@ def _render(fv: FunctionVersion) -> dict[str, Any]:
         },
         "LoggingConfig": _logging(fv),
     }
+    if cfg.environment or cfg.environment_set:
+        # Absent until set: Lambda answers {"Variables": {}} only once Environment was sent.
+        out["Environment"] = {"Variables": dict(cfg.environment)}
     if cfg.layers:
         sizes = cfg.layer_sizes or (0,) * len(cfg.layers)
         out["Layers"] = [{"Arn": a, "CodeSize": n} for a, n in zip(cfg.layers, sizes, strict=True)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from brazier.api.operations import Params, Result, Services, operation
-from brazier.api.render import function_configuration
+from brazier.api.render import function_configuration, listed_configuration
 from brazier.model.aliases import Alias
+from brazier.model.arns import LATEST
 from brazier.model.identity import Caller
 
 
@@ -47,7 +48,9 @@ async def list_versions_by_function(s: Services, c: Caller, p: Params) -> Result
     page, marker = await s.versions.list_versions(
         c, p["FunctionName"], marker=p.get("Marker"), max_items=p.get("MaxItems")
     )
-    out: dict[str, Any] = {"Versions": [function_configuration(fv) for fv in page]}
+    out: dict[str, Any] = {
+        "Versions": [listed_configuration(fv, qualified=fv.version == LATEST) for fv in page]
+    }
     if marker:
         out["NextMarker"] = marker
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -22,6 +22,7 @@ import botocore.session
 import regex
 from botocore.model import OperationModel, Shape, StructureShape
 
+from brazier import __version__
 from brazier.api.query import query_pairs
 from brazier.model import jsondoc
 from brazier.model.errors import (
@@ -29,6 +30,7 @@ from brazier.model.errors import (
     UnknownOperationException,
     ValidationException,
 )
+from brazier.model.runtimes import LAMBDA_RUNTIME_ENUM
 from brazier.model.semver import RANGE_WIRE_PATTERN
 
 _LABEL = re.compile(r"\{([A-Za-z0-9_]+)(\+?)\}")
@@ -68,15 +70,30 @@ def _compile_uri(uri: str) -> tuple[re.Pattern[str], tuple[tuple[str, str], ...]
     return re.compile(regex), tuple(static)
 
 
+def _first_route(
+    ops: Sequence[Operation], raw_path: str, params: Mapping[str, str]
+) -> tuple[Operation, dict[str, str]] | None:
+    for op in ops:
+        m = op.path_regex.match(raw_path)
+        if m is None:
+            continue
+        if any(params.get(k) != v for k, v in op.static_query if v) or any(
+            k not in params for k, _ in op.static_query
+        ):
+            continue
+        return op, {k: unquote(v) for k, v in m.groupdict().items()}
+    return None
+
+
 class ServiceWire:
     """The Lambda API's routes and shapes, loaded once from botocore."""
 
     def __init__(self, operations: frozenset[str] | None = None) -> None:
         self.service = botocore.session.get_session().get_service_model("lambda")
         by_method: dict[str, list[Operation]] = {}
+        missing: dict[str, list[Operation]] = {}  # in the model, not served: named when asked
         for name in self.service.operation_names:
-            if operations is not None and name not in operations:
-                continue
+            table = by_method if operations is None or name in operations else missing
             om = self.service.operation_model(name)
             regex, static = _compile_uri(om.http["requestUri"])
             op = Operation(
@@ -87,25 +104,33 @@ class ServiceWire:
                 model=om,
                 success_status=int(om.http.get("responseCode", 200)),
             )
-            by_method.setdefault(op.method, []).append(op)
+            table.setdefault(op.method, []).append(op)
         # Routes with static query requirements first: `GET /layers?find=LayerVersion` must win
         # over `GET /layers`.
         self._routes = {
             m: sorted(ops, key=lambda o: -len(o.static_query)) for m, ops in by_method.items()
         }
+        self._missing = {
+            m: sorted(ops, key=lambda o: -len(o.static_query)) for m, ops in missing.items()
+        }
 
     def match(self, method: str, raw_path: str, query: str) -> tuple[Operation, dict[str, str]]:
         params = dict(query_pairs(query))
-        for op in self._routes.get(method, ()):
-            m = op.path_regex.match(raw_path)
-            if m is None:
-                continue
-            if any(params.get(k) != v for k, v in op.static_query if v) or any(
-                k not in params for k, _ in op.static_query
-            ):
-                continue
-            return op, {k: unquote(v) for k, v in m.groupdict().items()}
-        raise UnknownOperationException("Unknown operation")
+        found = _first_route(self._routes.get(method, ()), raw_path, params)
+        if found is not None:
+            return found
+        # Not served: name the model's operation, or say which model brazier knows, so a client
+        # of a newer model sees what it asked for and what answered (issue 15 item 7).
+        missing = _first_route(self._missing.get(method, ()), raw_path, params)
+        if missing is not None:
+            raise UnknownOperationException(
+                f"Brazier {__version__} does not implement the Lambda operation {missing[0].name}."
+            )
+        path = raw_path.split("?", maxsplit=1)[0]
+        raise UnknownOperationException(
+            f"Unknown operation {method} {path}: not in the Lambda API model"
+            f" {self.service.api_version} that brazier {__version__} serves."
+        )
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -146,7 +171,10 @@ class ServiceWire:
                 if name in doc and doc[name] is not None:
                     out[name] = _from_json(member, doc[name], name)
         errors: list[str] = []
-        _validate(shape, out, "", errors)
+        # The service reports the top-level members in reverse name order (recorded:
+        # "qualifier" before "functionName", "compatibleRuntimes" before
+        # "compatibleArchitectures").
+        _validate(shape, dict(sorted(out.items(), reverse=True)), "", errors)
         if errors:
             raise ValidationException(
                 f"{len(errors)} validation error{'s' if len(errors) > 1 else ''} detected: "
@@ -372,6 +400,90 @@ PATTERN_EXTENSIONS: dict[str, str] = {
 }
 
 
+# Where AWS's message names another pattern than the installed model's, by string shape name:
+# the recording wins for the words (validation still uses the model's pattern).
+PATTERN_WORDING: dict[str, str] = {
+    # recorded: test_tag_exceptions (TagResource on "arn:aws:something")
+    "TaggableResource": (
+        r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}"
+        r":\d{12}:(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|layer:([a-zA-Z0-9-"
+        r"_]+)|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0"
+        r"-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-"
+        r"zA-Z0-9-_]+)"
+    ),
+}
+
+PATTERN_WORDING["LayerVersionArn"] = (  # recorded: test_layer_exceptions, ..._function_exceptions
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{"
+    r"1}:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-z"
+    r"A-Z0-9-_]+)"
+)
+
+# Enum lists AWS words differently from the installed model, by (shape, member path): the
+# recording wins (ListLayers' CompatibleRuntime, recorded: test_layer_exceptions).
+ENUM_WORDING: dict[tuple[str, str], tuple[str, ...]] = {
+    # recorded: test_lambda_url_invalid_invoke_mode
+    ("InvokeMode", "invokeMode"): ("RESPONSE_STREAM", "BUFFERED"),
+    ("Runtime", "compatibleRuntime"): (
+        "ruby3.5",
+        "ruby2.6",
+        "dotnetcore1.0",
+        "python3.7",
+        "nodejs8.10",
+        "nasa",
+        "ruby2.7",
+        "python2.7-greengrass",
+        "dotnetcore2.0",
+        "python3.8",
+        "java21",
+        "dotnet6",
+        "dotnetcore2.1",
+        "python3.9",
+        "java11",
+        "nodejs6.10",
+        "provided",
+        "dotnetcore3.1",
+        "dotnet8",
+        "java25",
+        "java17",
+        "nodejs",
+        "nodejs4.3",
+        "java8.al2",
+        "go1.x",
+        "dotnet10",
+        "nodejs20.x",
+        "go1.9",
+        "byol",
+        "nodejs10.x",
+        "provided.al2023",
+        "nodejs22.x",
+        "python3.10",
+        "java8",
+        "nodejs12.x",
+        "python3.11",
+        "nodejs24.x",
+        "nodejs8.x",
+        "python3.12",
+        "nodejs14.x",
+        "nodejs8.9",
+        "nodejs26.x",
+        "python3.13",
+        "python3.14",
+        "nodejs16.x",
+        "python3.15",
+        "provided.al2",
+        "nodejs4.3-edge",
+        "nodejs18.x",
+        "ruby3.2",
+        "python3.4",
+        "ruby3.3",
+        "ruby3.4",
+        "ruby2.5",
+        "python3.6",
+        "python2.7",
+    ),
+}
+
 _MATCHED: dict[tuple[str, str], bool] = {}
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -395,12 +507,47 @@ def _fullmatch(pattern: str, value: str) -> bool:
     return matched
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, shape: Shape | None = None) -> str:
+    """A value as the service's Java shows it: ``[a, b]`` for a list, ``{k=v}`` for a map,
+    ``1.0`` for a whole double (never Python's repr)."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (bytes, bytearray)):
         return "java.nio.HeapByteBuffer"
+    if isinstance(value, list):
+        member = getattr(shape, "member", None)
+        return "[" + ", ".join(_shown(v, member) for v in value) + "]"
+    if isinstance(value, dict):
+        key, val = getattr(shape, "key", None), getattr(shape, "value", None)
+        return "{" + ", ".join(f"{_shown(k, key)}={_shown(v, val)}" for k, v in value.items()) + "}"
+    if (
+        shape is not None
+        and shape.type_name in ("double", "float")
+        and isinstance(value, int | float)
+    ):
+        return str(float(value))
     return str(value)
+
+
+def _constraints(shape: Shape, *, nullable: bool) -> list[str]:
+    """Every constraint of a member shape, worded and ordered as the service lists them when a
+    list's member or a map's key or value breaks one of them."""
+    meta = shape.metadata
+    out: list[str] = []
+    enum = getattr(shape, "enum", None)
+    if enum:
+        out.append(f"Member must satisfy enum value set: [{', '.join(enum)}]")
+    what = "length" if shape.type_name in ("string", "list", "map", "blob") else "value"
+    if "max" in meta:
+        out.append(f"Member must have {what} less than or equal to {meta['max']}")
+    if "min" in meta:
+        out.append(f"Member must have {what} greater than or equal to {meta['min']}")
+    if "pattern" in meta:
+        worded = PATTERN_WORDING.get(shape.name, meta["pattern"])
+        out.append(f"Member must satisfy regular expression pattern: {worded}")
+    if not nullable:
+        out.append("Member must not be null")
+    return out
 
 
 def _validate(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
@@ -439,7 +586,7 @@ def _validate_structure(
 
 def _validate_value(shape: Shape, value: Any, where: str, errors: list[str]) -> None:
     meta = shape.metadata
-    shown = "" if meta.get("sensitive") else f" '{_shown(value)}'"
+    shown = "" if meta.get("sensitive") else f" '{_shown(value, shape)}'"
     prefix = f"Value{shown} at '{where}' failed to satisfy constraint: "
     if shape.type_name in ("string", "list", "map", "blob"):
         n = len(value)
@@ -457,21 +604,54 @@ def _validate_value(shape: Shape, value: Any, where: str, errors: list[str]) -> 
     if shape.type_name == "string":
         _validate_string(shape, value, where, prefix, errors)
     elif shape.type_name == "list":
-        for i, item in enumerate(value):
-            _validate(shape.member, item, f"{where}.{i + 1}.member", errors)  # type: ignore[attr-defined]
+        _validate_list(shape, value, where, prefix, errors)
     elif shape.type_name == "map":
-        key_errors: list[str] = []
-        value_errors: list[str] = []
-        for k, v in value.items():
-            _validate_value(shape.key, k, where, key_errors)  # type: ignore[attr-defined]
-            _validate(shape.value, v, where, value_errors)  # type: ignore[attr-defined]
-        for kind, found in (("keys", key_errors), ("values", value_errors)):
-            if found:
-                reasons = {e.split("failed to satisfy constraint: ", 1)[-1] for e in found}
-                errors.append(
-                    f"Value at '{where}' failed to satisfy constraint: Map {kind} must satisfy"
-                    f" constraint: [{', '.join(sorted(reasons))}]"
-                )
+        _validate_map(shape, value, where, prefix, errors)
+
+
+def _validate_list(
+    shape: Shape, value: list[Any], where: str, prefix: str, errors: list[str]
+) -> None:
+    member: Shape = shape.member  # type: ignore[attr-defined]
+    if member.type_name == "string":
+        # A list of strings is checked as a whole: "Value '[X86_64]' at 'architectures' failed
+        # to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value
+        # set: [x86_64, arm64], Member must not be null]" (every constraint of the member);
+        # runtimes name Lambda's runtime list alone (recorded: test_layer_exceptions).
+        found: list[str] = []
+        for item in value:
+            _validate(member, item, where, found)
+        if not found:
+            return
+        if member.name == "Runtime":
+            runtimes = ", ".join(LAMBDA_RUNTIME_ENUM)
+            errors.append(prefix + f"Member must satisfy enum value set: [{runtimes}]")
+        else:
+            listed = ", ".join(_constraints(member, nullable=False))
+            errors.append(prefix + f"Member must satisfy constraint: [{listed}]")
+        return
+    for i, item in enumerate(value):
+        _validate(member, item, f"{where}.{i + 1}.member", errors)
+
+
+def _validate_map(
+    shape: Shape, value: dict[Any, Any], where: str, prefix: str, errors: list[str]
+) -> None:
+    key_shape: Shape = shape.key  # type: ignore[attr-defined]
+    value_shape: Shape = shape.value  # type: ignore[attr-defined]
+    key_errors: list[str] = []
+    value_errors: list[str] = []
+    for k, v in value.items():
+        _validate_value(key_shape, k, where, key_errors)
+        _validate(value_shape, v, where, value_errors)
+    # The service lists every constraint of the key or value shape, not only the one broken
+    # (recorded: routingConfig.additionalVersionWeights).
+    if key_errors:
+        listed = ", ".join(_constraints(key_shape, nullable=True))
+        errors.append(prefix + f"Map keys must satisfy constraint: [{listed}]")
+    if value_errors:
+        listed = ", ".join(_constraints(value_shape, nullable=False))
+        errors.append(prefix + f"Map value must satisfy constraint: [{listed}]")
 
 
 # Enums Lambda checks in the service rather than at the edge, with its own exception and text:
@@ -492,7 +672,8 @@ def _validate_string(shape: Shape, value: str, where: str, prefix: str, errors: 
         return
     enum = getattr(shape, "enum", None)
     if enum and value not in enum and (shape.name, where) not in _SERVICE_CHECKED_ENUMS:
-        errors.append(prefix + f"Member must satisfy enum value set: [{', '.join(enum)}]")
+        listed = ENUM_WORDING.get((shape.name, where), enum)
+        errors.append(prefix + f"Member must satisfy enum value set: [{', '.join(listed)}]")
     pattern = meta.get("pattern")
     extension = PATTERN_EXTENSIONS.get(shape.name)
     if (
@@ -500,4 +681,5 @@ def _validate_string(shape: Shape, value: str, where: str, prefix: str, errors: 
         and not _fullmatch(pattern, value)
         and not (extension and _fullmatch(extension, value))
     ):
-        errors.append(prefix + f"Member must satisfy regular expression pattern: {pattern}")
+        worded = PATTERN_WORDING.get(shape.name, pattern)
+        errors.append(prefix + f"Member must satisfy regular expression pattern: {worded}")

@@ -231,6 +231,7 @@ class FunctionService:
                 "timeout": ch.timeout,
                 "memory_size": ch.memory_size,
                 "environment": ch.environment,
+                "environment_set": None if ch.environment is None else True,
                 "ephemeral_storage": ch.ephemeral_storage,
                 "layers": ch.layers,
                 "tracing_mode": ch.tracing_mode,
@@ -296,6 +297,8 @@ class FunctionService:
                 "The derived qualifier from the function name does not match the specified"
                 " qualifier."
             )
+        rules.check_function_name(name)
+        rules.check_tag_count(cmd.tags or {})
         base = FunctionConfig(
             runtime=cmd.config.runtime,
             handler=cmd.config.handler,
@@ -421,6 +424,8 @@ class FunctionService:
             raise InvalidParameterValueException(
                 "$LATEST version cannot be deleted without deleting the function."
             )
+        if q is not None and not q.isdigit():
+            raise InvalidParameterValueException("Deletion of aliases is not currently supported.")
         if q is not None:
             await self._delete_version(caller, name, q)
             return
@@ -434,10 +439,6 @@ class FunctionService:
         if await self.store.get_version(caller.account, caller.region, name, LATEST) is None:
             raise ResourceNotFoundException(
                 "Function not found: " + function_arn(caller.region, caller.account, name)
-            )
-        if not version.isdigit():
-            raise InvalidParameterValueException(
-                "Deletion of aliases is not supported by DeleteFunction; use DeleteAlias."
             )
         aliases = await self.store.list_aliases(caller.account, caller.region, name)
         using = [a.name for a in aliases if a.version == version or version in a.weights]

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from brazier.control import rules
 from brazier.control.commands import AddPermission, AuthorizeFunctionAccess
 from brazier.control.egress_tags import check_egress_tag
 from brazier.model.arns import LATEST, function_arn, parse_function_ref, resolve_ref
@@ -22,13 +23,13 @@ from brazier.model.identity import Caller
 from brazier.model.policy import PRINCIPAL_ACCOUNT, AccessRequest, allows
 from brazier.store.base import MetadataStore
 
-MAX_TAGS = 50
 TOTAL_CODE_SIZE = 80_530_636_800
 CODE_SIZE_UNZIPPED = 262_144_000
 CODE_SIZE_ZIPPED = 52_428_800
 
 _SERVICE_PRINCIPAL = re.compile(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$|^[a-z0-9.-]+\.amazon\.com$")
 _ACCOUNT = re.compile(r"^\d{12}$")
+_ALIAS_NAME = re.compile(r"(?!^[0-9]+$)[a-zA-Z0-9-_]+")  # the model's Alias pattern
 _IAM_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:(iam|sts)::\d{12}:.+$")
 
 # The actions a function's resource policy can grant another account (Lambda's list for
@@ -83,8 +84,7 @@ class ResourceService:
         check_egress_tag(tags)
         current = await self.list_tags(caller, resource)
         merged = {**current, **tags}
-        if len(merged) > MAX_TAGS:
-            raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
+        rules.check_tag_count(merged)
         name = await self._tag_target(caller, resource)
         await self.store.set_tags(caller.account, caller.region, name, merged)
 
@@ -136,17 +136,15 @@ class ResourceService:
         self, caller: Caller, function: str, qualifier: str | None
     ) -> tuple[str, str]:
         name, q = resolve_ref(function, qualifier, region=caller.region, account=caller.account)
-        version = q or LATEST
-        if q is not None and not q.isdigit() and q != LATEST:
+        if q is not None and _ALIAS_NAME.fullmatch(q):
             alias = await self.store.get_alias(caller.account, caller.region, name, q)
-            if alias is not None:
-                return name, q
-        fv = await self.store.get_version(caller.account, caller.region, name, version)
-        if fv is None:
-            if q is not None and not q.isdigit() and q != LATEST:
+            if alias is None:
                 raise ResourceNotFoundException(
                     "Cannot find alias arn: " + function_arn(caller.region, caller.account, name, q)
                 )
+            return name, q
+        fv = await self.store.get_version(caller.account, caller.region, name, q or LATEST)
+        if fv is None:
             raise ResourceNotFoundException(
                 "Function not found: " + function_arn(caller.region, caller.account, name, q)
             )
@@ -198,10 +196,7 @@ class ResourceService:
         existing = await self.store.get_policy(caller.account, caller.region, name, qualifier)
         statements, revision = existing if existing else ([], None)
         if cmd.revision_id is not None and cmd.revision_id != revision:
-            raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. Call the"
-                " GetPolicy API to retrieve the latest Revision Id"
-            )
+            raise _revision_mismatch(cmd.revision_id)
         if any(s.get("Sid") == cmd.statement_id for s in statements):
             raise ResourceConflictException(
                 f"The statement id ({cmd.statement_id}) provided already exists. Please provide"
@@ -241,16 +236,20 @@ class ResourceService:
         qualifier: str | None,
         revision_id: str | None,
     ) -> None:
-        name, q = await self._policy_target(caller, function, qualifier)
+        try:
+            name, q = await self._policy_target(caller, function, qualifier)
+        except ResourceNotFoundException as e:
+            if not e.message.startswith("Function not found: "):
+                raise
+            raise ResourceNotFoundException(
+                e.message.replace("Function not found: ", "No policy found for: ", 1)
+            ) from None
         found = await self.store.get_policy(caller.account, caller.region, name, q)
         if found is None:
             raise ResourceNotFoundException("No policy is associated with the given resource.")
         statements, revision = found
         if revision_id is not None and revision_id != revision:
-            raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. Call the"
-                " GetPolicy API to retrieve the latest Revision Id"
-            )
+            raise _revision_mismatch(revision_id)
         remaining = [s for s in statements if s.get("Sid") != statement_id]
         if len(remaining) == len(statements):
             raise ResourceNotFoundException(
@@ -275,3 +274,19 @@ class ResourceService:
             function_count=usage.function_count,
             total_code_size=usage.total_code_size,
         )
+
+
+def _revision_mismatch(given: str) -> PreconditionFailedException:
+    """Lambda's words for a policy RevisionId that does not match: a revision id (a UUID) that
+    is not the current one points at GetFunction/GetAlias, anything else at GetPolicy
+    (recorded: test_lambda_permission_revisions, test_function_revisions_permissions and
+    test_lambda_permission_fn_versioning, the last two sending "wrong")."""
+    try:
+        uuid.UUID(given)
+        where = "GetFunction/GetAlias"
+    except ValueError:
+        where = "GetPolicy"
+    return PreconditionFailedException(
+        "The Revision Id provided does not match the latest Revision Id. Call the"
+        f" {where} API to retrieve the latest Revision Id"
+    )

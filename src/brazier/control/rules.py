@@ -13,6 +13,8 @@ MEMORY_RANGE = (128, 10240)
 TIMEOUT_RANGE = (1, 900)
 EPHEMERAL_RANGE = (512, 10240)
 ENV_LIMIT = 4096
+NAME_MAX = 64  # a function's name (an ARN naming it may be longer)
+MAX_TAGS = 50  # tags on one resource
 
 # Set by the platform; a function's configuration may not override them (§3.1).
 RESERVED_ENV = frozenset(
@@ -85,8 +87,22 @@ def check_architectures(architectures: tuple[str, ...]) -> None:
     if foreign:
         raise InvalidParameterValueException(
             f"This brazier host runs {HOST_ARCHITECTURE} functions; Architectures"
-            f" {foreign} cannot run here."
+            f" [{', '.join(foreign)}] cannot run here."
         )
+
+
+def check_function_name(name: str) -> None:
+    """The name part of a new function's FunctionName (the model allows 140 for an ARN)."""
+    if len(name) > NAME_MAX:
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{name}' at 'functionName' failed to satisfy"
+            f" constraint: Member must have length less than or equal to {NAME_MAX}"
+        )
+
+
+def check_tag_count(tags: Mapping[str, str]) -> None:
+    if len(tags) > MAX_TAGS:
+        raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
 
 
 def check_environment(env: Mapping[str, str]) -> None:

@@ -39,6 +39,10 @@ class UrlTarget:
         return function_arn(self.region, self.account, self.function, self.qualifier or None)
 
 
+_NO_FUNCTION = "Function does not exist"
+_NO_RESOURCE = "The resource you requested does not exist."
+
+
 class UrlService:
     def __init__(self, store: MetadataStore, *, url_for: Any) -> None:
         """``url_for(url_id, region)`` renders the FunctionUrl a client is given."""
@@ -48,15 +52,19 @@ class UrlService:
         self._index_at = -1
 
     async def _target(
-        self, caller: Caller, function: str, qualifier: str | None
+        self, caller: Caller, function: str, qualifier: str | None, *, missing: str = _NO_FUNCTION
     ) -> tuple[str, str]:
+        """The function and alias (or "") a config is for. ``missing``: Lambda's words when the
+        function or alias is not there (Create, Update and List: "Function does not exist"; Get
+        and Delete: "The resource you requested does not exist."; recorded:
+        test_url_config_exceptions)."""
         name, q = resolve_ref(function, qualifier, region=caller.region, account=caller.account)
         if await self.store.get_version(caller.account, caller.region, name, LATEST) is None:
-            raise ResourceNotFoundException("Function does not exist")
+            raise ResourceNotFoundException(missing)
         if q is None or q == LATEST:
             return name, ""
         if await self.store.get_alias(caller.account, caller.region, name, q) is None:
-            raise ResourceNotFoundException("The resource you requested does not exist.")
+            raise ResourceNotFoundException(missing)
         return name, q
 
     def _render(self, caller: Caller, name: str, q: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,12 +112,12 @@ class UrlService:
         return self._render(caller, name, q, cfg)
 
     async def _existing(
-        self, caller: Caller, function: str, qualifier: str | None
+        self, caller: Caller, function: str, qualifier: str | None, *, missing: str = _NO_RESOURCE
     ) -> tuple[str, str, dict[str, Any]]:
-        name, q = await self._target(caller, function, qualifier)
+        name, q = await self._target(caller, function, qualifier, missing=missing)
         cfg = await self.store.get_setting(caller.account, caller.region, name, FUNCTION_URL, q)
         if cfg is None:
-            raise ResourceNotFoundException("The resource you requested does not exist.")
+            raise ResourceNotFoundException(_NO_RESOURCE)
         return name, q, dict(cfg)
 
     async def get(self, caller: Caller, function: str, qualifier: str | None) -> dict[str, Any]:
@@ -120,7 +128,7 @@ class UrlService:
         self, caller: Caller, function: str, qualifier: str | None, fields: Mapping[str, Any]
     ) -> dict[str, Any]:
         self._check(fields)
-        name, q, cfg = await self._existing(caller, function, qualifier)
+        name, q, cfg = await self._existing(caller, function, qualifier, missing=_NO_FUNCTION)
         for key in ("AuthType", "Cors", "InvokeMode"):
             if key in fields:
                 cfg[key] = fields[key]

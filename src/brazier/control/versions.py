@@ -185,6 +185,12 @@ class VersionService:
         description: str = "",
         weights: Mapping[str, float] | None = None,
     ) -> Alias:
+        name, _ = resolve_ref(function, None, region=caller.region, account=caller.account)
+        if await self.store.get_version(caller.account, caller.region, name, LATEST) is None:
+            # Lambda names the version the alias was to point at (recorded).
+            raise ResourceNotFoundException(
+                "Function not found: " + function_arn(caller.region, caller.account, name, version)
+            )
         name = await self._function_name(caller, function)
         await self._check_target(caller, name, version, weights or {})
         new = Alias(
@@ -195,12 +201,16 @@ class VersionService:
             raise ResourceConflictException(f"Alias already exists: {new.arn}")
         return new
 
-    async def get_alias(self, caller: Caller, function: str, alias: str) -> Alias:
+    async def get_alias(
+        self, caller: Caller, function: str, alias: str, *, missing: str = "Cannot find alias arn:"
+    ) -> Alias:
+        """``missing``: Lambda's words for an absent alias (GetAlias: "Cannot find alias arn:",
+        UpdateAlias: "Alias not found:", both recorded)."""
         name = await self._function_name(caller, function)
         found = await self.store.get_alias(caller.account, caller.region, name, alias)
         if found is None:
             arn = function_arn(caller.region, caller.account, name, alias)
-            raise ResourceNotFoundException(f"Alias not found: {arn}")
+            raise ResourceNotFoundException(f"{missing} {arn}")
         return found
 
     async def update_alias(
@@ -214,7 +224,7 @@ class VersionService:
         weights: Mapping[str, float] | None,
         revision_id: str | None,
     ) -> Alias:
-        current = await self.get_alias(caller, function, alias)
+        current = await self.get_alias(caller, function, alias, missing="Alias not found:")
         if revision_id is not None and revision_id != current.revision_id:
             raise PreconditionFailedException(
                 "The Revision Id provided does not match the latest Revision Id. Call the"

@@ -217,16 +217,13 @@ class InvokeService:
             cmd.function, cmd.qualifier, region=caller.region, account=caller.account
         )
         if qualifier is None or qualifier == LATEST or qualifier.isdigit():
-            routed = await self._version(caller, name, qualifier or LATEST, qualifier)
+            # Lambda names the version it looked for: "Function not found: ...:fn:$LATEST".
+            routed = await self._version(caller, name, qualifier or LATEST, qualifier or LATEST)
             return _Target(
                 routed, qualifier, provisioned=await self._has_provisioned(caller, name, qualifier)
             )
         alias = await self.store.get_alias(caller.account, caller.region, name, qualifier)
         if alias is None:
-            if await self.store.get_version(caller.account, caller.region, name, LATEST) is None:
-                raise ResourceNotFoundException(
-                    "Function not found: " + function_arn(caller.region, caller.account, name)
-                )
             raise ResourceNotFoundException(
                 "Function not found: "
                 + function_arn(caller.region, caller.account, name, qualifier)

@@ -61,6 +61,12 @@ class ResourceNotFoundException(_UserError):
     message_key = "Message"
 
 
+class ProvisionedConcurrencyConfigNotFoundException(_UserError):
+    code = "ProvisionedConcurrencyConfigNotFoundException"
+    status = 404
+    message_key = "message"
+
+
 class ResourceConflictException(_UserError):
     code = "ResourceConflictException"
     status = 409

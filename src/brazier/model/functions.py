@@ -106,6 +106,7 @@ class FunctionConfig:
     timeout: int = 3
     memory_size: int = 128
     environment: Mapping[str, str] = field(default_factory=dict)
+    environment_set: bool = False  # Environment was ever sent (Lambda shows it from then on)
     ephemeral_storage: int = 512
     layers: tuple[str, ...] = ()  # concrete LayerVersionArns, in order
     layer_sizes: tuple[int, ...] = ()  # their CodeSize, for the configuration's Layers list

@@ -33,6 +33,7 @@ def dump_config(cfg: FunctionConfig) -> str:
         "timeout": cfg.timeout,
         "memory_size": cfg.memory_size,
         "environment": dict(cfg.environment),
+        "environment_set": cfg.environment_set,
         "ephemeral_storage": cfg.ephemeral_storage,
         "layers": list(cfg.layers),
         "layer_sizes": list(cfg.layer_sizes),
@@ -64,6 +65,8 @@ def load_config(text: str) -> FunctionConfig:
         timeout=d["timeout"],
         memory_size=d["memory_size"],
         environment=d["environment"],
+        # Documents from before the flag: variables were shown whenever set.
+        environment_set=d.get("environment_set", bool(d["environment"])),
         ephemeral_storage=d["ephemeral_storage"],
         layers=tuple(d["layers"]),
         layer_sizes=tuple(d.get("layer_sizes", ())),

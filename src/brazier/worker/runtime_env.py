@@ -20,6 +20,8 @@ def build_environment(spec: FunctionSpec, log_stream: str) -> dict[str, str]:
             "/var/task/lib:/opt/lib"
         ),
         "LANG": "en_US.UTF-8",
+        # Lambda's default; a TZ in the function's environment replaces it (Lambda honours it).
+        "TZ": ":UTC",
     }
     if family is RuntimeFamily.NODE:
         major = info.version if info else "20"
@@ -42,7 +44,6 @@ def build_environment(spec: FunctionSpec, log_stream: str) -> dict[str, str]:
             "_HANDLER": spec.handler,
             "LAMBDA_TASK_ROOT": TASK_ROOT,
             "LAMBDA_RUNTIME_DIR": RUNTIME_DIR,
-            "TZ": ":UTC",
             "LC_CTYPE": "C.UTF-8",
         }
     )
