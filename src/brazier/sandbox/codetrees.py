@@ -9,7 +9,10 @@ is made), so its mount options name no host path either; the source field is ``c
 An overlay is made once per tree (about 0.2-0.5 ms, see decision 0024) as a detached mount that
 only this process holds, by fd, as ``TmpVolume`` does for /tmp; each sandbox gets a clone of it
 (``open_tree``), which costs what the former bind clone cost. The most recently used trees are
-kept (``keep``); a tree replaced at its path (another inode) gets a new overlay.
+kept (``keep``); a tree replaced at its path (another inode) gets a new overlay. A kept overlay
+pins its tree (its dentries hold the lower files), so every ``PRUNE_EVERY`` clones the overlays
+of trees no longer at their path (collected, decision 0018) are closed: their space is freed
+once the last sandbox using them ends.
 
 Where overlayfs is missing or refuses the tree (a lower directory nested too deep in stacked
 filesystems), the tree is bound as before and the failure is logged once.
@@ -37,6 +40,7 @@ _O_CLOEXEC = 0o2000000
 _AT_EMPTY_PATH = 0x1000
 
 KEEP_TREES = 256  # overlays kept for reuse (one small superblock each)
+PRUNE_EVERY = 32  # clones between two looks for overlays of removed trees
 
 
 def _syscall_fd(what: str, nr: int, *args: object) -> int:
@@ -97,11 +101,15 @@ class CodeTrees:
             collections.OrderedDict()
         )
         self._overlay_works = True
+        self._clones = 0
 
     def clone(self, tree: Path) -> int:
         """A new detached mount of ``tree`` for one sandbox to attach (the caller closes it)."""
         if not self._overlay_works:
             return open_tree_clone(tree)
+        self._clones += 1
+        if self._clones % PRUNE_EVERY == 0:
+            self.prune()
         st = os.stat(tree)
         key = (tree, st.st_dev, st.st_ino)
         fd = self._overlays.get(key)
@@ -127,6 +135,26 @@ class CodeTrees:
             b"",
             ctypes.c_uint(_OPEN_TREE_CLONE | _O_CLOEXEC | _AT_EMPTY_PATH),
         )
+
+    def prune(self) -> int:
+        """Close the overlays of trees no longer at their path; how many were closed."""
+        gone = []
+        for key in self._overlays:
+            tree, dev, ino = key
+            try:
+                st = os.stat(tree)
+            except OSError:
+                gone.append(key)
+                continue
+            if (st.st_dev, st.st_ino) != (dev, ino):
+                gone.append(key)
+        for key in gone:
+            os.close(self._overlays.pop(key))
+        return len(gone)
+
+    @property
+    def kept(self) -> int:
+        return len(self._overlays)
 
     def close(self) -> None:
         """Drop every overlay (sandboxes keep their clones). Idempotent."""
