@@ -270,9 +270,10 @@ def test_per_user_limits_are_per_environment(tmp_path: Path) -> None:
 
 
 def test_mountinfo_shows_no_host_paths_and_no_host_packages(tmp_path: Path) -> None:
-    """/proc/self/mountinfo names neither the state dir (/run/brazier-...) nor the source tree
-    (/var/runtime is part of the root's own tmpfs), mount points are Lambda-like paths, and the
-    host interpreter's third-party packages are not readable."""
+    """/proc/self/mountinfo names no host path: not the state dir (/run/brazier-...), not the
+    source tree (/var/runtime is part of the root's own tmpfs), not the code or layer trees
+    (/var/task and /opt are filesystems whose root is the tree); mount points are Lambda-like
+    paths, and the host interpreter's third-party packages are not readable."""
     code = code_dir(
         tmp_path,
         r"""
@@ -281,11 +282,14 @@ def test_mountinfo_shows_no_host_paths_and_no_host_packages(tmp_path: Path) -> N
         hidden = {p: sorted(os.listdir(p)) for p in ("/usr/lib/python3/dist-packages",
                   "/usr/local/lib/python3.11/dist-packages") if os.path.isdir(p)}
         print(json.dumps({"mountinfo": open("/proc/self/mountinfo").read(), "hidden": hidden,
-                          "runtime": sorted(os.listdir("/var/runtime"))}))
+                          "runtime": sorted(os.listdir("/var/runtime")),
+                          "task": sorted(os.listdir("/var/task")),
+                          "opt": sorted(os.listdir("/opt"))}))
         """,
     )
     layer = tmp_path / "layer"
-    layer.mkdir()
+    (layer / "python").mkdir(parents=True)
+    (layer / "python" / "mod.py").write_text("x = 1\n")
 
     async def go(f: LinuxSandboxFactory) -> dict[str, Any]:
         sbx = await f.start(spec(code, layer_dir=layer))
@@ -294,15 +298,15 @@ def test_mountinfo_shows_no_host_paths_and_no_host_packages(tmp_path: Path) -> N
         return r
 
     r = run(go, pool_size=0)
+    assert r["task"] == ["bootstrap"] and r["opt"] == ["python"], r
     lines = [line.split() for line in r["mountinfo"].splitlines()]
     points = {fields[4] for fields in lines}
     assert points <= {"/", "/usr", "/etc/ssl", "/proc", "/dev", "/dev/shm", "/var/task", "/opt",
                       "/tmp", *r["hidden"]}, points  # fmt: skip
-    assert "/run/brazier" not in r["mountinfo"]
-    assert str(INIT_DIR) not in r["mountinfo"] and "python_runtime.py" in r["runtime"]
-    # The code and layer trees are bind mounts: their root field is their host path (see
-    # decision 0017); nothing else names one.
+    for host_path in ("/run/brazier", str(INIT_DIR), str(tmp_path), "/work", "/root", "/home"):
+        assert host_path not in r["mountinfo"], (host_path, r["mountinfo"])
+    assert "python_runtime.py" in r["runtime"]
+    # The root field of every mount is the root of its filesystem or a Lambda-like path.
     for fields in lines:
-        if fields[4] not in ("/var/task", "/opt"):
-            assert fields[3] in ("/", "/usr", "/etc/ssl", "/var/empty"), fields
+        assert fields[3] in ("/", "/usr", "/etc/ssl", "/var/empty"), fields
     assert all(listing == [] for listing in r["hidden"].values()), r["hidden"]

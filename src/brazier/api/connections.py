@@ -16,16 +16,24 @@ connections held 2,000 descriptors). This subclass of uvicorn's httptools protoc
 A connection that runs out of time gets ``408 Request Timeout`` (when no answer was started) and
 is closed; the app sees the client go (``http.disconnect``). Once a request is whole, no timer
 runs until the answer is sent: an Invoke may take the function's whole timeout.
+
+``GET /health`` is answered here, as its head is parsed, by the event loop itself: no task, no
+ASGI app, no wait for the next loop iteration's ready queue (issue 11, item 6: under a burst of
+2,000 cold starts the queue holds thousands of request steps). It is still the truth: only a
+running loop answers it, after the app's startup and before its shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from brazier import __version__
 from brazier.api import limits
 
 log = logging.getLogger(__name__)
@@ -51,18 +59,36 @@ def protocol_class(cfg: ConnectionLimits) -> type[HttpToolsProtocol]:
 
     class GuardedHttpToolsProtocol(_Guarded):
         limits = cfg
+        started = time.monotonic()
 
     return GuardedHttpToolsProtocol
 
 
+def health_reply(started: float, *, keep_alive: bool) -> bytes:
+    """``/health``'s whole HTTP answer (also what the ASGI route answers, see http.py)."""
+    body = health_body(started)
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n" % (
+        len(body),
+        b"" if keep_alive else b"connection: close\r\n",
+    )
+    return head + body
+
+
+def health_body(started: float) -> bytes:
+    doc = {"status": "ok", "version": __version__, "uptime": round(time.monotonic() - started, 3)}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
 class _Guarded(HttpToolsProtocol):
     limits: ConnectionLimits
+    started: float
 
     _timer: asyncio.TimerHandle | None = None
     _body_started = 0.0
     _body_last = 0.0
     _body_bytes = 0
     _in_body = False
+    _answered_here = False  # the request being parsed was answered by this layer (/health)
 
     # -- connection -----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -86,6 +112,9 @@ class _Guarded(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        if self._is_health():
+            self._answer_health()
+            return
         super().on_headers_complete()
         now = self.loop.time()
         self._in_body = True
@@ -96,12 +125,39 @@ class _Guarded(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         self._body_last = self.loop.time()
         self._body_bytes += len(body)
-        super().on_body(body)
+        if not self._answered_here:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._in_body = False
         self._disarm()
+        if self._answered_here:
+            self._answered_here = False
+            return
         super().on_message_complete()
+
+    # -- /health --------------------------------------------------------------------------------
+    def _is_health(self) -> bool:
+        """A plain ``GET /health`` (no query, no body) with no earlier answer still pending."""
+        if self.url != b"/health" or self.parser.get_method() != b"GET":
+            return False
+        if any(n in (b"content-length", b"transfer-encoding") for n, _ in self.headers):
+            return False
+        return self.cycle is None or self.cycle.response_complete
+
+    def _answer_health(self) -> None:
+        self._answered_here = True
+        keep_alive = self.parser.get_http_version() == "1.1" and self.parser.should_keep_alive()
+        self.transport.write(health_reply(self.started, keep_alive=keep_alive))
+        if not keep_alive:
+            self.transport.close()
+            return
+        # As after any answer: the idle keep-alive timer runs until the next request.
+        self.server_state.total_requests += 1
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
 
     # -- timers ---------------------------------------------------------------------------------
     def _arm(self, delay: float, callback: object) -> None:

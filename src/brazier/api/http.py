@@ -21,6 +21,7 @@ from brazier.api.function_urls import FunctionUrlApp
 from brazier.api.lambda_api import Authenticator, LambdaApi
 from brazier.api.layer_ops import sbom_route
 from brazier.api.operations import Services
+from brazier.api.pacing import Pacer
 from brazier.model.errors import (
     InvalidParameterValueException,
     LambdaError,
@@ -155,6 +156,9 @@ def build_http_app(
     )
 
     urls = FunctionUrlApp(services.urls, services.invoke, iam or authenticate, spool_dir)
+    # A burst's requests start a bounded amount of work per loop iteration (pacing.py), so the
+    # loop keeps reading other connections: /health (connections.py), runtimes, answers.
+    pacer = Pacer()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -166,11 +170,13 @@ def build_http_app(
             await _BAD_REQUEST(scope, receive, send)
             return
         url = function_urls.match(scope)
+        if url is None and (path == "/health" or path.startswith("/_brazier/")):
+            await site(scope, receive, send)
+            return
+        await pacer.turn()
         if url is not None:
             await urls(scope, receive, send, *url)
-        elif path != "/health" and not path.startswith("/_brazier/"):
-            await api(scope, receive, send)
         else:
-            await site(scope, receive, send)
+            await api(scope, receive, send)
 
     return app

@@ -36,6 +36,7 @@ from typing import Any
 from . import native
 from .base import FactoryStatistics, SandboxSpec, environment_capacity
 from .cgroups import CgroupTree, owner_pid, pid_alive, sweep_stale_trees
+from .codetrees import CodeTrees
 from .discovery import Discovery, Interpreter, Launch, interpreter_at
 from .errors import (
     RuntimeUnavailable,
@@ -189,6 +190,7 @@ class LinuxSandboxFactory:
         unmount_root(self._root)  # a stale one (same state dir after a kill -9); else no-op
         mount_root(self._root)
         self._binds = build_skeleton(self._root)
+        self._code_trees = CodeTrees(self._root / EMPTY_DIR.lstrip("/"))
         copy_runtime(self._init_dir, self._root)
         self._net = _open_network(self._network_config, self._root / "etc")
         self._bpf_path = self._state_dir / "seccomp.bpf"
@@ -385,18 +387,19 @@ class LinuxSandboxFactory:
         outside the zygote's binds), fds appended to ``fds``."""
         trees: list[tuple[int, str, bool]] = []
 
-        def tree(path: Path, dst: str, ro: bool) -> None:
+        def tree(path: Path, dst: str, ro: bool, clone: Callable[[Path], int]) -> None:
             try:
-                fds.append(open_tree_clone(path))
+                fds.append(clone(path))
             except OSError as e:
                 raise SandboxStartError("Sandbox.Failure", f"cannot mount {path}: {e}") from e
             trees.append((len(fds) - 1, dst, ro))
 
         if extra is not None:
-            tree(extra, add_mount_point(self._root, extra), True)
-        tree(spec.code_dir, "/var/task", True)
+            tree(extra, add_mount_point(self._root, extra), True, open_tree_clone)
+        # Code and layers as filesystems of their own: no host path in mountinfo (codetrees.py).
+        tree(spec.code_dir, "/var/task", True, self._code_trees.clone)
         if spec.layer_dir is not None:
-            tree(spec.layer_dir, "/opt", True)
+            tree(spec.layer_dir, "/opt", True, self._code_trees.clone)
         if spec.tmp is not None:
             try:
                 fds.append(spec.tmp.clone())
@@ -623,6 +626,7 @@ class LinuxSandboxFactory:
         self._tree.remove()
         if self._net is not None:
             await self._net.close()
+        self._code_trees.close()
         if self._state_dir is not None:
             unmount_root(self._state_dir / "root")
         if self._own_state and self._state_dir is not None:
