@@ -96,7 +96,7 @@ def build_app(settings: Settings) -> ASGIApp:
     functions = FunctionService(store, blobs, layers, pins=pins, runtimes=discovery)
     resources = ResourceService(store, account_concurrency=settings.account_concurrency)
     worker = LocalWorker(
-        functools.partial(open_sandbox_factory, discovery=discovery),
+        functools.partial(open_sandbox_factory, discovery=discovery, tmp_disk_dir=data_dir),
         logs,
         idle_ttl=settings.idle_ttl_seconds,
         init_timeout=settings.init_timeout_seconds,

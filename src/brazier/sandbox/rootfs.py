@@ -152,19 +152,22 @@ def _syscall_fd(what: str, nr: int, *args: object) -> int:
 
 
 class TmpVolume:
-    """One environment's /tmp: a tmpfs of ``size_mb`` that the host holds only by fd.
+    """One environment's /tmp: a filesystem of ``size_mb`` that the host holds only by fd: an
+    ext4 disk of its own from ``tmpdisk.TmpDisks`` (``adopt``), or else a tmpfs.
 
     It is created with fsopen/fsmount as a detached mount, so it is mounted nowhere in the host's
     namespace: a thousand environments add no host mounts (each new sandbox's mount namespace
     starts as a copy of the host's, so every host mount would slow every sandbox start), and a
     server killed with -9 leaves none behind. Each sandbox of the environment gets a clone of it
     (``clone``), so the files survive a reset, as Lambda's /tmp does. Pages are charged to the
-    memory cgroup of the sandbox that writes them. ``close`` frees it once no sandbox holds it.
+    memory cgroup of the sandbox that writes them: a tmpfs's for good, a disk's as reclaimable
+    page cache. ``close`` frees it once no sandbox holds it.
     """
 
     def __init__(self, size_mb: int) -> None:
         self.size_mb = size_mb
         self._fd = -1
+        self.on_disk = False  # a disk of its own (``adopt``), not a tmpfs charged as memory
         # The environment's host uid (see uids.py), set by the factory on first use and kept
         # across resets like the files, which it owns; released by ``close``.
         self.uid_lease: UidLease | None = None
@@ -196,6 +199,20 @@ class TmpVolume:
             return _syscall_fd("fsmount", _SYS_FSMOUNT, ctypes.c_int(fs), ctypes.c_uint(1), attrs)
         finally:
             os.close(fs)
+
+    @property
+    def ready(self) -> bool:
+        """Whether it has its filesystem (made by ``clone`` or given by ``adopt``)."""
+        return self._fd >= 0
+
+    def adopt(self, mount_fd: int) -> None:
+        """Use this detached filesystem (a disk-backed one from ``tmpdisk.TmpDisks``) instead of
+        a tmpfs: it then holds ``size_mb`` on disk, not in memory. Takes ownership of the fd."""
+        if self._fd >= 0:
+            os.close(mount_fd)
+            return
+        self._fd = mount_fd
+        self.on_disk = True
 
     def clone(self) -> int:
         """A new detached mount of this /tmp, as an fd for one sandbox to attach (the caller
