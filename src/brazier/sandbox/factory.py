@@ -56,7 +56,7 @@ from .rootfs import (
     unmount_root,
 )
 from .seccomp import build_filter_bpf
-from .tmpdisk import PER_SIZE, TmpDisks
+from .tmpdisk import PER_SIZE, TmpDisks, in_disk_thread
 from .uids import UidAllocator
 from .zygotes import Zygote
 
@@ -635,7 +635,7 @@ class LinuxSandboxFactory:
         self._node_pools.clear()
         self._tree.remove()
         if self._disks is not None:
-            await asyncio.to_thread(self._disks.close)
+            await in_disk_thread(self._disks.close)
         if self._state_dir is not None:
             unmount_root(self._state_dir / "root")
         if self._own_state and self._state_dir is not None:
