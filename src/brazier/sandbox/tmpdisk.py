@@ -257,6 +257,18 @@ def make_disk(directory: Path, template_fd: int) -> int:
         os.close(dev)
 
 
+def loops_backed_by(directory: Path) -> list[str]:
+    """The loop devices whose image lives (nameless) in ``directory``: for tests and ``doctor``
+    (autoclear frees them with their last reference, so nothing needs sweeping)."""
+    prefix = str(directory.resolve()) + "/"
+    found = []
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        with contextlib.suppress(OSError):
+            if backing.read_text().startswith(prefix):
+                found.append(backing.parent.parent.name)
+    return sorted(found)
+
+
 @dataclass(frozen=True, slots=True)
 class FillTiming:
     """How long the last fill of one filesystem took (for ``statistics``)."""
