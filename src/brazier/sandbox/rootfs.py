@@ -240,7 +240,7 @@ class TmpVolume:
             lease.release()
 
     async def aclose(self) -> None:
-        """``close`` in the disk thread: dropping a disk-backed /tmp unmounts it (~50 ms)."""
+        """``close`` in the disk threads: dropping a disk-backed /tmp unmounts it (~50 ms)."""
         await in_disk_thread(self.close)
 
 

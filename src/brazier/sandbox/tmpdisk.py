@@ -64,14 +64,15 @@ _FSCONFIG_SET_FLAG, _FSCONFIG_SET_STRING, _FSCONFIG_CMD_CREATE = 0, 1, 6
 _FSMOUNT_CLOEXEC = 1
 _MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV = 0x2, 0x4
 _libc = ctypes.CDLL(None, use_errno=True)
-# Making a disk (loop, mount: ~20 ms) and dropping one (the unmount: ~50 ms, more when dirty)
-# block a thread: this one, so that they never hold up the default executor, whose threads make
-# the cgroups of cold starts.
-DISK_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brazier-tmpdisk")
+# Making a disk (loop, mount: ~12 ms) and dropping one (the unmount: ~17 ms, more when dirty)
+# block a thread, mostly waiting on I/O: these threads, so that they never hold up the default
+# executor, whose threads make the cgroups of cold starts. Four: a server stopping with 200
+# environments drops their disks in about a second.
+DISK_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="brazier-tmpdisk")
 
 
 async def in_disk_thread(work: Callable[[], None]) -> None:
-    await asyncio.get_running_loop().run_in_executor(DISK_THREAD, work)
+    await asyncio.get_running_loop().run_in_executor(DISK_THREADS, work)
 
 
 class TmpDiskUnavailable(OSError):
@@ -131,6 +132,9 @@ def mount_detached(device_fd: int, *, read_only: bool = False) -> int:
         options: list[tuple[int, bytes, bytes | None]] = [
             (_FSCONFIG_SET_STRING, b"source", source),
             (_FSCONFIG_SET_FLAG, b"noinit_itable", None),
+            # No cache flushes: /tmp is thrown away with its environment, so nothing needs to
+            # reach the platter in order. Halves the unmount (34 -> 17 ms at the median).
+            (_FSCONFIG_SET_FLAG, b"nobarrier", None),
         ]
         if read_only:
             options.append((_FSCONFIG_SET_FLAG, b"ro", None))
@@ -339,14 +343,14 @@ class TmpDisks:
             fd = self._templates.get(size_mb)
             if fd is None:
                 loop = asyncio.get_running_loop()
-                fd = await loop.run_in_executor(DISK_THREAD, make_template, self.directory, size_mb)
+                fd = await loop.run_in_executor(DISK_THREADS, make_template, self.directory, size_mb)
                 self._templates[size_mb] = fd
             return fd
 
     async def _make(self, template: int) -> int:
         """``make_disk`` in a thread; cancelled, it closes what the thread made."""
         loop = asyncio.get_running_loop()
-        made = loop.run_in_executor(DISK_THREAD, make_disk, self.directory, template)
+        made = loop.run_in_executor(DISK_THREADS, make_disk, self.directory, template)
         try:
             return await asyncio.shield(made)
         except asyncio.CancelledError:
