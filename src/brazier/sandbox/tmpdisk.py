@@ -29,6 +29,7 @@ import collections
 import contextlib
 import ctypes
 import fcntl
+import functools
 import logging
 import os
 import shutil
@@ -302,6 +303,7 @@ class TmpDisks:
         self._closed = False
         self._template_lock = asyncio.Lock()
         self.fill_times: list[FillTiming] = []
+        self.taken = self.made_on_demand = 0  # disks handed out; of them, made on the cold path
 
     @staticmethod
     def probe(directory: Path) -> str | None:
@@ -334,16 +336,18 @@ class TmpDisks:
         pool ran dry), and the pool of that size is filled for the next ones."""
         pool = self._pools.setdefault(size_mb, collections.deque())
         self._wake.set()
+        self.taken += 1
         if pool:
             return pool.popleft()
+        self.made_on_demand += 1
         return await self._make(await self._template(size_mb))
 
     async def _template(self, size_mb: int) -> int:
         async with self._template_lock:
             fd = self._templates.get(size_mb)
             if fd is None:
-                loop = asyncio.get_running_loop()
-                fd = await loop.run_in_executor(DISK_THREADS, make_template, self.directory, size_mb)
+                make = functools.partial(make_template, self.directory, size_mb)
+                fd = await asyncio.get_running_loop().run_in_executor(DISK_THREADS, make)
                 self._templates[size_mb] = fd
             return fd
 
@@ -362,6 +366,8 @@ class TmpDisks:
         """Keep every pool at ``per_size`` until ``close``. Never raises (a failure is logged
         and retried later), so it cannot cancel the owner's task group."""
         while not self._closed:
+            # Let the start that took a disk run first: a fill competes with it for the CPU.
+            await asyncio.sleep(REFILL_PAUSE_S)
             for size_mb, pool in list(self._pools.items()):
                 while len(pool) < self.per_size and not self._closed:
                     t0 = self._clock()
