@@ -3,7 +3,7 @@
 # everything is present. Needs root (brazier's sandboxes need root anyway).
 set -euo pipefail
 need=()
-for pkg in libseccomp2 curl python3 wrk autoconf automake libtool cmake g++ make; do
+for pkg in libseccomp2 e2fsprogs curl python3 wrk autoconf automake libtool cmake g++ make; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

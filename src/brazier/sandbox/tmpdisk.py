@@ -28,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import ctypes
+import errno
 import fcntl
 import functools
 import logging
@@ -115,9 +116,9 @@ def attach_loop(image_fd: int, *, read_only: bool = False) -> int:
                 return dev
             except OSError as e:
                 os.close(dev)
-                if e.errno != 16:  # EBUSY: lost the race for this device
+                if e.errno != errno.EBUSY:  # lost the race for this device
                     raise
-        raise OSError(16, "no free loop device after 64 tries")
+        raise OSError(errno.EBUSY, "no free loop device after 64 tries")
     finally:
         os.close(ctl)
 
@@ -248,8 +249,17 @@ def copy_sparse(src: int, dst: int) -> None:
         pos = end
 
 
+HOST_RESERVE = 1 << 30  # a new disk needs its size free on the host, and this much more
+
+
 def make_disk(directory: Path, template_fd: int) -> int:
-    """One ready filesystem from the template: its detached mount's fd."""
+    """One ready filesystem from the template: its detached mount's fd. Refused (ENOSPC) when
+    the host's filesystem has not its full size free (images are sparse: a check, not a
+    reservation; see docs/security.md)."""
+    st = os.statvfs(directory)
+    need = os.fstat(template_fd).st_size + HOST_RESERVE
+    if st.f_bavail * st.f_frsize < need:
+        raise OSError(errno.ENOSPC, f"{directory} has less than {need >> 20} MiB free")
     image = _anonymous_file(directory)
     try:
         copy_sparse(template_fd, image)
