@@ -105,7 +105,10 @@ _STARTUP_VARS = frozenset(
     {"LANG", "LANGUAGE", "TZ", "GLIBC_TUNABLES", "FORCE_COLOR", "NO_COLOR", "TERM"}
 )
 _STARTUP_PREFIXES = ("NODE_", "UV_", "LC_", "LD_", "OPENSSL_", "SSL_CERT_", "MALLOC_")
-PRESTART_MIN_MB = 256  # the memory limit: an idle node is already charged ~40 MB
+# The smallest memory limit given a pre-started node (an idle node is already charged ~40 MB
+# when the limit is set): Lambda's minimum MemorySize, so every function qualifies by size. It was
+# 256 MB of MemorySize + EphemeralStorage, which the default 128 + 512 MB passed.
+PRESTART_MIN_MB = 128
 
 
 def prestart_fits(spec: SandboxSpec, env: dict[str, str]) -> bool:
