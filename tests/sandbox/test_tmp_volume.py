@@ -65,9 +65,9 @@ def test_pool_fills_and_hands_out_disks_of_the_exact_size(tmp_path: Path) -> Non
             # A size never asked for is made on demand, then pooled too.
             other = await disks.take(100)
             assert usable_bytes(other) == 100 * MIB
-            await _until(lambda: disks.pooled(100) == 3)
-            assert len(disks.fill_times) >= 7
-            assert len(loops_backed_by(where)) == 8
+            await _until(lambda: disks.pooled(100) == 2)  # fewer for a size not in ``sizes``
+            assert len(disks.fill_times) >= 6
+            assert len(loops_backed_by(where)) == 7
             os.close(fd)
             os.close(other)
             await asyncio.to_thread(disks.close)

@@ -48,6 +48,7 @@ MIB = 1 << 20
 BLOCK = 4096
 PER_SIZE = 8  # ready filesystems kept per size (each: a loop device, a mount, ~100 KiB kernel)
 DEFAULT_SIZES = (512,)  # Lambda's default EphemeralStorage: prepared when the pool starts
+OTHER_SIZE_POOL = 2  # ready filesystems of any other size, once a function asked for it
 REFILL_PAUSE_S = 0.02  # between two fills: let cold starts have the CPU first
 MKFS_TIMEOUT_S = 60.0
 
@@ -219,6 +220,7 @@ def _prepare_root(image_fd: int) -> int:
     try:
         root = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=mnt)
         try:
+            # SAFETY: the root of our own fresh filesystem, mounted nowhere: /tmp's mode.
             os.fchmod(root, 0o1777)
             with contextlib.suppress(FileNotFoundError):
                 os.rmdir("lost+found", dir_fd=root)
@@ -309,6 +311,7 @@ class TmpDisks:
         self._clock = clock
         self._templates: dict[int, int] = {}
         self._pools: dict[int, collections.deque[int]] = {s: collections.deque() for s in sizes}
+        self._main_sizes = frozenset(sizes)
         self._wake = asyncio.Event()
         self._closed = False
         self._template_lock = asyncio.Lock()
@@ -361,6 +364,11 @@ class TmpDisks:
                 self._templates[size_mb] = fd
             return fd
 
+    def _target(self, size_mb: int) -> int:
+        """How many ready filesystems of this size to keep: fewer for the rarer sizes (each
+        costs ~1.3 MiB of kernel memory and a loop device)."""
+        return self.per_size if size_mb in self._main_sizes else min(self.per_size, OTHER_SIZE_POOL)
+
     async def _make(self, template: int) -> int:
         """``make_disk`` in a thread; cancelled, it closes what the thread made."""
         loop = asyncio.get_running_loop()
@@ -379,7 +387,7 @@ class TmpDisks:
             # Let the start that took a disk run first: a fill competes with it for the CPU.
             await asyncio.sleep(REFILL_PAUSE_S)
             for size_mb, pool in list(self._pools.items()):
-                while len(pool) < self.per_size and not self._closed:
+                while len(pool) < self._target(size_mb) and not self._closed:
                     t0 = self._clock()
                     try:
                         fd = await self._make(await self._template(size_mb))
@@ -397,7 +405,7 @@ class TmpDisks:
                     del self.fill_times[:-64]
                     await asyncio.sleep(REFILL_PAUSE_S)
             self._wake.clear()
-            if all(len(p) >= self.per_size for p in self._pools.values()):
+            if all(len(p) >= self._target(s) for s, p in self._pools.items()):
                 await self._wake.wait()
 
     def close(self) -> None:
