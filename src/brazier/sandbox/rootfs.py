@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .tmpdisk import in_disk_thread
+from .tmpdisk import discard_contents, in_disk_thread
 from .uids import UidLease
 
 SANDBOX_UID = 993
@@ -230,10 +230,14 @@ class TmpVolume:
         )
 
     def close(self) -> None:
-        """Drop the host's reference (the files go with the last sandbox holding a clone).
-        Idempotent. Freeing a full tmpfs takes a while: call it off the event loop."""
+        """Drop the host's reference (the files go with the last sandbox holding a clone; a
+        disk's files are deleted first, so that its unmount writes nothing back: call it once no
+        sandbox uses it). Idempotent. Freeing a full /tmp takes a while: call it off the event
+        loop (``aclose``)."""
         fd, self._fd = self._fd, -1
         if fd >= 0:
+            if self.on_disk:
+                discard_contents(fd)
             os.close(fd)
         lease, self.uid_lease = self.uid_lease, None
         if lease is not None:

@@ -34,6 +34,7 @@ import functools
 import logging
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import time
@@ -249,6 +250,23 @@ def copy_sparse(src: int, dst: int) -> None:
                 raise OSError(f"copy_file_range stopped at {start} of {end}")
             start += n
         pos = end
+
+
+def discard_contents(mount_fd: int) -> None:
+    """Delete every file of a disk about to be dropped: its dirty pages are then discarded, not
+    written back to an image that is freed right after (the unmount of a /tmp holding 100 MiB
+    not yet written took seconds). Only once no sandbox uses the disk any more."""
+    root = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=mount_fd)
+    try:
+        for name in os.listdir(root):
+            with contextlib.suppress(OSError):
+                st = os.stat(name, dir_fd=root, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    shutil.rmtree(name, dir_fd=root)
+                else:
+                    os.unlink(name, dir_fd=root)
+    finally:
+        os.close(root)
 
 
 HOST_RESERVE = 1 << 30  # a new disk needs its size free on the host, and this much more
