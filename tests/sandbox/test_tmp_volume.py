@@ -231,3 +231,28 @@ def test_kill_minus_nine_of_a_server_is_swept(tmp_path: Path) -> None:
     while loops_backed_by(tmp_path / "data2") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert loops_backed_by(tmp_path / "data2") == []  # a clean stop releases the pool too
+
+
+def test_no_disk_when_the_host_lacks_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk needs its size (+ HOST_RESERVE) free on the data dir's filesystem: else the start
+    fails with Sandbox.Failure naming it, rather than over-committing the host's disk."""
+    from brazier.sandbox import SandboxStartError, tmpdisk
+
+    code = code_dir(tmp_path, TMP_PROBE)
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    monkeypatch.setattr(tmpdisk, "HOST_RESERVE", free)  # more than is free, whatever the host
+
+    async def go(f: LinuxSandboxFactory) -> SandboxStartError:
+        vol = TmpVolume(64)
+        try:
+            with pytest.raises(SandboxStartError) as failed:
+                await f.start(spec(code, memory_mb=128, ephemeral_mb=64, tmp=vol))
+        finally:
+            await vol.aclose()
+        return failed.value
+
+    error = run(go, pool_size=0, tmp_disk_dir=_disk_dir(tmp_path), tmp_disks_per_size=0)
+    assert error.code == "Sandbox.Failure"
+    assert "cannot prepare /tmp" in error.message and "free" in error.message
