@@ -239,6 +239,7 @@ class TmpVolume:
             if self.on_disk:
                 discard_contents(fd)
             os.close(fd)
+        self.on_disk = False  # a next use gets a new filesystem, disk or tmpfs
         lease, self.uid_lease = self.uid_lease, None
         if lease is not None:
             lease.release()
