@@ -112,7 +112,10 @@ def build_app(settings: Settings) -> ASGIApp:
     resources = ResourceService(store, account_concurrency=settings.account_concurrency)
     worker = LocalWorker(
         functools.partial(
-            open_sandbox_factory, discovery=discovery, network=network_config(settings)
+            open_sandbox_factory,
+            discovery=discovery,
+            network=network_config(settings),
+            tmp_disk_dir=data_dir,
         ),
         logs,
         idle_ttl=settings.idle_ttl_seconds,

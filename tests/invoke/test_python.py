@@ -149,8 +149,8 @@ def test_timeout_resets_and_keeps_tmp(client: Any, deploy: Deploy) -> None:
 
 
 def test_out_of_memory(client: Any, deploy: Deploy) -> None:
-    # /tmp is a tmpfs charged to the sandbox, so the hard limit is MemorySize + EphemeralStorage
-    # (docs/decisions/0004-sandbox.md); allocate well past both.
+    # Allocate well past MemorySize (and past MemorySize + EphemeralStorage, the limit where /tmp
+    # falls back to a tmpfs: decision 0022).
     app = (
         "def handler(e, c):\n"
         "    keep = [bytearray(32 * 1024 * 1024) for _ in range(40)]\n"

@@ -148,7 +148,7 @@ def test_many_functions_one_server(client: Any, deploy: Deploy, n: int) -> None:
 
 def _sandboxes_limited_to(server_pid: int, limit_mb: int) -> set[Path]:
     """The memory cgroups of this server's sandboxes whose limit is ``limit_mb``
-    (MemorySize + EphemeralStorage, see sandbox/cgroups.py)."""
+    (MemorySize, see sandbox/cgroups.py)."""
     found = set()
     for cg in Path("/sys/fs/cgroup/memory").glob(f"**/brazier-{server_pid}-*/sbx-*"):
         with contextlib.suppress(OSError):
@@ -162,10 +162,10 @@ def test_deleting_a_function_stops_its_environments(
 ) -> None:
     name = deploy(
         {"app.py": "def handler(e, c):\n    return 1\n"},
-        MemorySize=203, EphemeralStorage={"Size": 517},  # a limit no other sandbox has
+        MemorySize=203, EphemeralStorage={"Size": 517},  # a memory limit no other sandbox has
     )  # fmt: skip
     call(client, name, {})
-    mine = _sandboxes_limited_to(server.proc.pid, 203 + 517)
+    mine = _sandboxes_limited_to(server.proc.pid, 203)
     assert len(mine) == 1  # this function's one environment
     client.delete_function(FunctionName=name)
     deadline = time.monotonic() + 5

@@ -257,9 +257,9 @@ def test_node_outside_usr_is_mounted_for_an_ordinary_start(
         task, _ = make_dirs(tmp_path, "exports.handler = async () => ({node: process.execPath});\n")
 
         async def go(f: LinuxSandboxFactory) -> tuple[LinuxSandbox, Any]:
-            # 128 MB: too small to take a pre-started node, so the pooled (ordinary) path.
+            # 64 MB: too small to take a pre-started node, so the pooled (ordinary) path.
             spec = SandboxSpec(runtime="nodejs20.x", code_dir=task, handler="index.handler",
-                               env=node_env(), memory_mb=128, ephemeral_mb=64)  # fmt: skip
+                               env=node_env(), memory_mb=64, ephemeral_mb=64)  # fmt: skip
             sbx = await f.start(spec)
             _, body = await serve_one(sbx, {})
             await sbx.kill()

@@ -7,10 +7,10 @@ what the caller owns. The v2 cgroup is used only for its core files: ``cgroup.fr
 0.15 ms for the v1 freezer), ``cgroup.kill`` and ``cpu.stat``; without them, sandboxes also get
 v1 freezer and cpuacct cgroups.
 
-Memory: ``memory.limit_in_bytes = memory_mb + ephemeral_mb`` because tmpfs pages of /tmp are
-charged to the memcg that writes them. Lambda's /tmp is disk and separate from MemorySize, so this
-is a deviation: a function may use more than memory_mb of anonymous memory while its /tmp is
-not full. Reported usage subtracts ``total_shmem``.
+Memory: ``memory.limit_in_bytes = memory_mb``, as Lambda: /tmp is a disk of its own (see
+tmpdisk.py, decision 0022) whose page cache is reclaimable. Only where /tmp falls back to a tmpfs
+(no loop devices), whose pages are charged to the memcg that writes them, is the limit
+``memory_mb + ephemeral_mb``. Reported usage subtracts unmapped file cache (and tmpfs pages).
 
 CPU: Lambda gives one vCPU at 1769 MB, linearly (so 128 MB is 7.2 % of a CPU, 10240 MB is about
 6 vCPUs). quota = period * memory_mb / 1769, at least period/20, at most the machine's CPUs. The
@@ -238,8 +238,11 @@ class SandboxCgroup:
     def procs_files(self) -> list[str]:
         return list(self._procs)
 
-    def set_limits(self, memory_mb: int, ephemeral_mb: int) -> None:
-        limit = str((memory_mb + ephemeral_mb) * MIB)
+    def set_limits(self, memory_mb: int, tmp_in_memory_mb: int = 0) -> None:
+        """``tmp_in_memory_mb``: the size of a tmpfs /tmp (the fallback without loop devices),
+        whose pages count as memory; 0 for a disk-backed /tmp (decision 0022)."""
+        self._tmp_in_memory = tmp_in_memory_mb > 0
+        limit = str((memory_mb + tmp_in_memory_mb) * MIB)
         # SAFETY: the sandbox is idle (waiting for its spec), far below any limit we set.
         _write(self._mem_limit, limit)
         with contextlib.suppress(OSError):  # absent without swap accounting
@@ -260,21 +263,31 @@ class SandboxCgroup:
         with open(self.dirs[controller] / name) as f:
             return f.read()
 
-    def _stat(self, key: str) -> int:
+    def _stats(self) -> dict[str, int]:
+        stats = {}
         for line in self._read("memory", "memory.stat").splitlines():
             k, _, v = line.partition(" ")
-            if k == key:
-                return int(v)
-        return 0
+            if k.startswith("total_"):
+                stats[k] = int(v)
+        return stats
 
     def memory_peak(self, at_least: int = 0) -> int:
-        """Peak charge minus tmpfs pages. ``memory.stat`` is long to read and parse, so it is
-        read only when the raw peak exceeds ``at_least`` (what the caller already knows)."""
+        """Peak charge minus the page cache of files nobody maps (what /tmp's files, and the
+        code read, cost: reclaimable), and minus tmpfs pages when /tmp is a tmpfs. The cache is
+        the current one, not the one at the peak (v1 keeps no peak per kind): files deleted since
+        the peak make this an overestimate, which ``at_least`` (VmHWM) cannot correct.
+        ``memory.stat`` is long to read and parse, so it is read only when the raw peak exceeds
+        ``at_least`` (what the caller already knows)."""
         raw = self._peak_file.read(64) if self._peak_file is not None else b""
         peak = int(raw or self._read("memory", "memory.max_usage_in_bytes"))
         if peak <= at_least:
             return peak
-        return max(0, peak - self._stat("total_shmem"))
+        stat = self._stats()
+        file = stat.get("total_active_file", 0) + stat.get("total_inactive_file", 0)
+        excluded = max(0, file - stat.get("total_mapped_file", 0))
+        if getattr(self, "_tmp_in_memory", True):
+            excluded += stat.get("total_shmem", 0)
+        return max(0, peak - excluded)
 
     def reset_memory_peak(self) -> None:
         if self._reset_file is None:

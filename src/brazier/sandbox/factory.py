@@ -59,6 +59,7 @@ from .rootfs import (
     unmount_root,
 )
 from .seccomp import build_filter_bpf
+from .tmpdisk import PER_SIZE, TmpDisks, in_disk_thread
 from .uids import UidAllocator
 from .zygotes import Zygote
 
@@ -107,12 +108,15 @@ _STARTUP_VARS = frozenset(
     {"LANG", "LANGUAGE", "TZ", "GLIBC_TUNABLES", "FORCE_COLOR", "NO_COLOR", "TERM"}
 )
 _STARTUP_PREFIXES = ("NODE_", "UV_", "LC_", "LD_", "OPENSSL_", "SSL_CERT_", "MALLOC_")
-PRESTART_MIN_MB = 256  # memory + ephemeral: an idle node is already charged ~40 MB
+# The smallest memory limit given a pre-started node (an idle node is already charged ~40 MB
+# when the limit is set): Lambda's minimum MemorySize, so every function qualifies by size. It was
+# 256 MB of MemorySize + EphemeralStorage, which the default 128 + 512 MB passed.
+PRESTART_MIN_MB = 128
 
 
 def prestart_fits(spec: SandboxSpec, env: dict[str, str]) -> bool:
     """Whether this function can take a pre-started node (see the module docstring)."""
-    if spec.memory_mb + spec.ephemeral_mb < PRESTART_MIN_MB:
+    if spec.memory_mb < PRESTART_MIN_MB:
         return False
     if "_BRAZIER_WAIT_FD" in env:
         return False
@@ -138,10 +142,17 @@ class LinuxSandboxFactory:
         node_pool_size: int | None = None,
         discovery: Discovery | None = None,
         network: NetworkConfig | None = None,
+        tmp_disk_dir: Path | None = None,
+        tmp_disks_per_size: int | None = None,
     ) -> None:
+        """``tmp_disk_dir``: where the anonymous images of disk-backed /tmp filesystems live
+        (the data dir's filesystem; default /var/tmp); see tmpdisk.py."""
         self._network_config = network  # None: loopback only (no egress)
         self._net: EgressNetwork | None = None
         self._pool_size = pool_size
+        self._tmp_disk_dir = tmp_disk_dir or Path("/var/tmp")  # noqa: S108 - disk, not a tmpfs
+        self._tmp_disks_per_size = tmp_disks_per_size
+        self._disks: TmpDisks | None = None
         self._node_pool_size = NODE_POOL_SIZE if node_pool_size is None else node_pool_size
         self._discovery = discovery or (
             Discovery(python_roots) if python_roots else Discovery.default()
@@ -197,7 +208,28 @@ class LinuxSandboxFactory:
         self._bpf_path.write_bytes(build_filter_bpf())
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
+        self._open_disks(self._tg)
         return self
+
+    def _open_disks(self, tg: asyncio.TaskGroup) -> None:
+        """Disk-backed /tmp when the host allows (a pool kept full by a task of ``tg``); else
+        each environment's /tmp is a tmpfs counted as memory, with one warning."""
+        why_not = TmpDisks.probe(self._tmp_disk_dir)
+        if why_not is not None:
+            _log.warning(
+                "/tmp falls back to tmpfs (counted as function memory: the memory limit is"  # noqa: S108
+                " MemorySize + EphemeralStorage): %s",
+                why_not,
+            )
+            return
+        per_size = PER_SIZE if self._tmp_disks_per_size is None else self._tmp_disks_per_size
+        self._disks = TmpDisks(self._tmp_disk_dir, per_size=per_size)
+        self._refills.append(tg.create_task(self._disks.run()))
+
+    @property
+    def tmp_disks(self) -> TmpDisks | None:
+        """The pool of disk-backed /tmp filesystems (None: tmpfs fallback)."""
+        return self._disks
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
@@ -265,6 +297,11 @@ class LinuxSandboxFactory:
 
     async def _start(self, spec: SandboxSpec, launch: Launch) -> LinuxSandbox:
         zyg = await self._zygote(launch.zygote)
+        if spec.tmp is not None and not spec.tmp.ready and self._disks is not None:
+            try:
+                spec.tmp.adopt(await self._disks.take(spec.tmp.size_mb))
+            except OSError as e:
+                raise SandboxStartError("Sandbox.Failure", f"cannot prepare /tmp: {e}") from e
         env = spec.runtime_env()
         sbx = None
         # A pre-started runtime already runs as its own host uid: not for an environment that
@@ -330,7 +367,8 @@ class LinuxSandboxFactory:
         try:
             if not spec.code_dir.is_dir():
                 raise SandboxStartError("Sandbox.Failure", f"code dir {spec.code_dir} is missing")
-            sbx.cgroup.set_limits(spec.memory_mb, spec.ephemeral_mb)
+            on_disk = spec.tmp is not None and spec.tmp.on_disk
+            sbx.cgroup.set_limits(spec.memory_mb, 0 if on_disk else spec.ephemeral_mb)
             if self._net is not None and sbx.network is not None:
                 try:
                     await self._net.apply(sbx.network, spec.egress)
@@ -627,6 +665,8 @@ class LinuxSandboxFactory:
         if self._net is not None:
             await self._net.close()
         self._code_trees.close()
+        if self._disks is not None:
+            await in_disk_thread(self._disks.close)
         if self._state_dir is not None:
             unmount_root(self._state_dir / "root")
         if self._own_state and self._state_dir is not None:
@@ -701,6 +741,8 @@ async def open_sandbox_factory(
     node_pool_size: int | None = None,
     discovery: Discovery | None = None,
     network: NetworkConfig | None = None,
+    tmp_disk_dir: Path | None = None,
+    tmp_disks_per_size: int | None = None,
 ) -> AsyncIterator[LinuxSandboxFactory]:
     """Open a factory for the lifetime of the block; every sandbox is killed when it ends."""
     factory = LinuxSandboxFactory(
@@ -712,6 +754,8 @@ async def open_sandbox_factory(
         node_pool_size=node_pool_size,
         discovery=discovery,
         network=network,
+        tmp_disk_dir=tmp_disk_dir,
+        tmp_disks_per_size=tmp_disks_per_size,
     )
     async with factory:
         yield factory

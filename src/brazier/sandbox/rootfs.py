@@ -14,6 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
+from .tmpdisk import discard_contents, in_disk_thread
 from .uids import UidLease
 
 SANDBOX_UID = 993
@@ -152,19 +153,22 @@ def _syscall_fd(what: str, nr: int, *args: object) -> int:
 
 
 class TmpVolume:
-    """One environment's /tmp: a tmpfs of ``size_mb`` that the host holds only by fd.
+    """One environment's /tmp: a filesystem of ``size_mb`` that the host holds only by fd: an
+    ext4 disk of its own from ``tmpdisk.TmpDisks`` (``adopt``), or else a tmpfs.
 
     It is created with fsopen/fsmount as a detached mount, so it is mounted nowhere in the host's
     namespace: a thousand environments add no host mounts (each new sandbox's mount namespace
     starts as a copy of the host's, so every host mount would slow every sandbox start), and a
     server killed with -9 leaves none behind. Each sandbox of the environment gets a clone of it
     (``clone``), so the files survive a reset, as Lambda's /tmp does. Pages are charged to the
-    memory cgroup of the sandbox that writes them. ``close`` frees it once no sandbox holds it.
+    memory cgroup of the sandbox that writes them: a tmpfs's for good, a disk's as reclaimable
+    page cache. ``close`` frees it once no sandbox holds it.
     """
 
     def __init__(self, size_mb: int) -> None:
         self.size_mb = size_mb
         self._fd = -1
+        self.on_disk = False  # a disk of its own (``adopt``), not a tmpfs charged as memory
         # The environment's host uid (see uids.py), set by the factory on first use and kept
         # across resets like the files, which it owns; released by ``close``.
         self.uid_lease: UidLease | None = None
@@ -197,6 +201,20 @@ class TmpVolume:
         finally:
             os.close(fs)
 
+    @property
+    def ready(self) -> bool:
+        """Whether it has its filesystem (made by ``clone`` or given by ``adopt``)."""
+        return self._fd >= 0
+
+    def adopt(self, mount_fd: int) -> None:
+        """Use this detached filesystem (a disk-backed one from ``tmpdisk.TmpDisks``) instead of
+        a tmpfs: it then holds ``size_mb`` on disk, not in memory. Takes ownership of the fd."""
+        if self._fd >= 0:
+            os.close(mount_fd)
+            return
+        self._fd = mount_fd
+        self.on_disk = True
+
     def clone(self) -> int:
         """A new detached mount of this /tmp, as an fd for one sandbox to attach (the caller
         closes it). Creates the tmpfs on first use."""
@@ -212,14 +230,23 @@ class TmpVolume:
         )
 
     def close(self) -> None:
-        """Drop the host's reference (the files go with the last sandbox holding a clone).
-        Idempotent. Freeing a full tmpfs takes a while: call it off the event loop."""
+        """Drop the host's reference (the files go with the last sandbox holding a clone; a
+        disk's files are deleted first, so that its unmount writes nothing back: call it once no
+        sandbox uses it). Idempotent. Freeing a full /tmp takes a while: call it off the event
+        loop (``aclose``)."""
         fd, self._fd = self._fd, -1
         if fd >= 0:
+            if self.on_disk:
+                discard_contents(fd)
             os.close(fd)
+        self.on_disk = False  # a next use gets a new filesystem, disk or tmpfs
         lease, self.uid_lease = self.uid_lease, None
         if lease is not None:
             lease.release()
+
+    async def aclose(self) -> None:
+        """``close`` in the disk threads: dropping a disk-backed /tmp unmounts it (~50 ms)."""
+        await in_disk_thread(self.close)
 
 
 def open_tree_clone(path: Path) -> int:

@@ -296,7 +296,7 @@ class Environment:
         """Kill the sandbox and release /tmp. Idempotent."""
         await self.reset()
         self.state = EnvState.CLOSED
-        await asyncio.to_thread(self._tmp.close)
+        await self._tmp.aclose()
 
     # -- invoke ----------------------------------------------------------------------------------
 
