@@ -86,6 +86,7 @@ class Zygote:
                 stdin=subprocess.DEVNULL,
                 cwd="/",
                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                start_new_session=True,  # a terminal's Ctrl-C is for the server, not for it
             )
         except OSError as e:
             mine.close()
