@@ -150,7 +150,10 @@ class ConfigFile:
 
 def read_config_file(explicit: str | None, env: Mapping[str, str]) -> ConfigFile:
     """The file ``--config`` or ``$BRAZIER_CONFIG`` names (it must exist), else the system one
-    when present. Keys are checked against ``SERVER_OPTIONS``; values are checked later."""
+    when present; ``BRAZIER_CONFIG=`` (set, empty) reads none. Keys are checked against
+    ``SERVER_OPTIONS``; values are checked later."""
+    if not explicit and env.get(CONFIG_ENV) == "":
+        return ConfigFile(None, {})
     named = explicit or env.get(CONFIG_ENV) or None
     path = Path(named) if named else SYSTEM_CONFIG
     try:

@@ -119,7 +119,11 @@ def _creds(data_dir: str | None, config_file: str | None, *, create: bool = Fals
     except config.ConfigError as exc:
         config.fail(exc)
     if create:
-        where.mkdir(parents=True, exist_ok=True)
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            click.echo(f"brazier: cannot create data dir {where}: {exc.strerror}", err=True)
+            sys.exit(1)
     elif not where.is_dir():
         click.echo(
             f"brazier: no data dir at {where} (a server creates it when it starts);"
