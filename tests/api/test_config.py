@@ -17,7 +17,6 @@ import pytest
 from service_support import Job, brazier_as_nobody, clean_env, run_brazier
 
 import brazier
-from brazier.config import SERVER_OPTIONS, SYSTEM_DATA_DIR, default_data_dir
 
 from support import create_key, free_port, lambda_client
 
@@ -54,6 +53,8 @@ def _help_lines_without_text(text: str) -> list[str]:
 
 
 def test_each_option_has_an_env_var_a_flag_and_help() -> None:
+    from brazier.config import SERVER_OPTIONS
+
     names = [o.name for o in SERVER_OPTIONS]
     assert len(set(names)) == len(names)
     out = run_brazier("server", "--help", env=clean_env())
@@ -195,6 +196,8 @@ def test_keys_list_does_not_create_a_mistyped_data_dir(tmp_path: Path) -> None:
 
 
 def test_data_dir_default_for_root_is_var_lib() -> None:
+    from brazier.config import SYSTEM_DATA_DIR, default_data_dir
+
     assert default_data_dir({"HOME": "/root"}, 0) == SYSTEM_DATA_DIR == Path("/var/lib/brazier")
     assert default_data_dir({"HOME": "/home/u", "XDG_DATA_HOME": "/x"}, 1000) == Path("/x/brazier")
     assert default_data_dir({"HOME": "/home/u", "XDG_DATA_HOME": "rel"}, 1000) == Path(
