@@ -190,7 +190,7 @@ async def _serve(opts: ServeOptions, sock: socket.socket, stopper: _Stopper) -> 
     )
     try:
         built = build_server(settings)
-    except OSError as exc:
+    except Exception as exc:  # a data dir brazier cannot open: unreadable, corrupt, too new
         raise StartupError(f"cannot open the data in {settings.data_dir}: {exc}") from None
     drain = Drain(built.app, opts.shutdown_grace)
     config = uvicorn.Config(

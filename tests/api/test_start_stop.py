@@ -169,3 +169,14 @@ def test_ctrl_c_past_the_grace_ends_the_invoke_with_a_platform_error(tmp_path: P
         assert "ended past the shutdown grace period" in log
     finally:
         job.kill()
+
+
+def test_a_corrupt_data_dir_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "metadata.db").write_bytes(b"not sqlite at all " * 512)
+    out = run_brazier(
+        "server", "--port", str(free_port()), "--data-dir", str(data), env=clean_env()
+    )
+    assert out.returncode == 1
+    _one_line(out.stderr, str(data), "not a database")
