@@ -180,3 +180,17 @@ def test_a_corrupt_data_dir_is_one_line(tmp_path: Path) -> None:
     )
     assert out.returncode == 1
     _one_line(out.stderr, str(data), "not a database")
+
+
+def test_ctrl_c_while_runtimes_start_says_nothing_after_shutting_down(tmp_path: Path) -> None:
+    job = Job(("--data-dir", str(tmp_path / "d"), "--prewarm-runtimes", "all"), clean_env(),
+              tmp_path / "server.log").wait_healthy()  # fmt: skip
+    try:
+        job.ctrl_c()  # the zygotes of every runtime are still starting
+        assert job.wait(30) == 0
+        log = job.output()
+        for word in ("Traceback", "KeyboardInterrupt", "ExceptionGroup", "Error"):
+            assert word not in log, log
+        assert "runtimes ready" not in log.split("shutting down", 1)[1], log
+    finally:
+        job.kill()
