@@ -8,7 +8,8 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -89,8 +90,23 @@ def network_config(settings: Settings) -> NetworkConfig | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BuiltServer:
+    """The ASGI app and what runs behind it: ``running()`` starts the engine (log writer,
+    sandboxes, background services) and stops it on exit. ``app`` also runs it as its ASGI
+    lifespan, for servers that use one."""
+
+    app: ASGIApp
+    running: Callable[[], AbstractAsyncContextManager[None]]
+
+
 def build_app(settings: Settings) -> ASGIApp:
     """Build the whole server for ``settings``. Resources open and close with the app's lifespan."""
+    return build_server(settings).app
+
+
+def build_server(settings: Settings) -> BuiltServer:
+    """Build the whole server for ``settings``; nothing runs until ``running()`` is entered."""
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(data_dir / "metadata.db")
@@ -179,16 +195,24 @@ def build_app(settings: Settings) -> ASGIApp:
     )
 
     @asynccontextmanager
+    async def running() -> AsyncIterator[None]:
+        try:
+            async with (
+                logs.running(),
+                worker.running(),
+                functions.running(),
+                invoke.running(),
+                event_queue.running(),
+                dispatcher.running(),
+                collector.running(),
+            ):
+                yield
+        finally:
+            await store.aclose()
+
+    @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with (
-            logs.running(),
-            worker.running(),
-            functions.running(),
-            invoke.running(),
-            event_queue.running(),
-            dispatcher.running(),
-            collector.running(),
-        ):
+        async with running():
             log.info(
                 "brazier listening on %s (auth %s, data in %s)",
                 settings.base_url,
@@ -199,7 +223,6 @@ def build_app(settings: Settings) -> ASGIApp:
                 yield
             finally:
                 log.info("brazier shutting down")
-        await store.aclose()
 
     # Function URLs with AuthType AWS_IAM always check signatures, whatever the server's mode.
     iam = make_authenticator(
@@ -208,4 +231,5 @@ def build_app(settings: Settings) -> ASGIApp:
         default_account=settings.account_id,
         credentials=credentials_for(data_dir),
     )
-    return build_http_app(services, authenticate, lifespan, iam=iam, spool_dir=data_dir / "spool")
+    app = build_http_app(services, authenticate, lifespan, iam=iam, spool_dir=data_dir / "spool")
+    return BuiltServer(app, running)

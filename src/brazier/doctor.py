@@ -27,6 +27,8 @@ from pathlib import Path
 
 import click
 
+from brazier import config
+
 _CLONE = {
     "mount": 0x00020000,
     "cgroup": 0x02000000,
@@ -512,18 +514,25 @@ def _default_concurrency() -> int:
 
 
 @click.command("doctor")
-@click.option("--data-dir", default="./.brazier", show_default=True, type=click.Path(),
-              help="The data dir whose installed runtimes count.")  # fmt: skip
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+              help=config.DATA_DIR.help_text())  # fmt: skip
+@config.config_option
 @click.option("--account-concurrency", default=None, type=click.IntRange(min=1),
               help="Environments the open files limit must allow"
                    " (default: the server's).")  # fmt: skip
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def doctor_command(data_dir: str, account_concurrency: int | None, output: str) -> None:
+def doctor_command(
+    data_dir: str | None, config_file: str | None, account_concurrency: int | None, output: str
+) -> None:
     """Check that this host can run brazier's sandboxes; print each finding with its fix.
 
     Exits 1 when sandboxes cannot run here (a FAIL), 0 otherwise."""
+    try:
+        resolved = config.data_dir(data_dir, config_file)
+    except config.ConfigError as exc:
+        config.fail(exc)
     opts = DoctorOptions(
-        data_dir=Path(data_dir).resolve(),
+        data_dir=resolved,
         account_concurrency=account_concurrency or _default_concurrency(),
     )
     findings = run_checks(opts)

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from brazier import __version__
+from brazier import __version__, config
 from brazier.api_coverage import api_coverage
 from brazier.cli.main import client_commands
 from brazier.doctor import doctor_command
-from brazier.model.logs import DEFAULT_RETENTION_DAYS
 from brazier.model.settings import Settings
 from brazier.runtimes_admin import runtimes
 
+if TYPE_CHECKING:
+    from brazier.serve import ServeOptions
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="brazier",
+                      message="%(prog)s %(version)s")  # fmt: skip
 def main() -> None:
     """Brazier: a self-hosted AWS Lambda."""
 
@@ -41,137 +44,65 @@ def version() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=9000, show_default=True, type=int)
-@click.option("--data-dir", default="./.brazier", show_default=True, type=click.Path())
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
-@click.option("--auth", type=click.Choice(["sigv4", "none"]), default=None,
-              help="Default: sigv4 on a non-loopback address, none on loopback.")  # fmt: skip
-@click.option("--region", default="us-east-1", show_default=True)
-@click.option("--account-id", default="000000000000", show_default=True)
-@click.option("--account-concurrency", default=1000, show_default=True, type=int,
-              help="Concurrent executions per account before Invoke answers 429.")  # fmt: skip
-@click.option("--idle-ttl", default=600.0, show_default=True, type=float,
-              help="Seconds an idle environment is kept before it is reaped.")  # fmt: skip
-@click.option("--log-retention-days", default=DEFAULT_RETENTION_DAYS, show_default=True,
-              type=click.IntRange(min=0),
-              help="Days function log events are kept (0: forever); swept hourly.")  # fmt: skip
-@click.option("--prewarm-runtimes", default="all", show_default=True,
-              help="Runtimes ready at start: all, none, or a comma list.")  # fmt: skip
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="PEM certificate (chain) to serve HTTPS; needs --tls-key.")  # fmt: skip
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="PEM private key of --tls-cert.")  # fmt: skip
-@click.option("--read-timeout", default=None, type=click.FloatRange(min=0.1),
-              help="Seconds a client may take to send a request's head, or to send more of its"
-                   " body (default 10).")  # fmt: skip
-# -- async invocations (events) ----------------------------------------------------------------
-@click.option("--async-retry-delays", default="60,120", show_default=True,
-              help="Seconds before a failed Event invoke's 2nd and 3rd attempts.")  # fmt: skip
-@click.option("--aws-endpoint", default=None,
-              help="URL of an AWS-compatible server for every AWS service called.")  # fmt: skip
-@click.option("--sqs-endpoint", default=None,
-              help="URL of the SQS-compatible server (default: --aws-endpoint).")  # fmt: skip
-# -------------------------------------------------------------------------------------------------
-# --- egress networking options (decision 0025; passed through **network) -------------------------
-@click.option("--egress", "egress", default="internet", show_default=True,
-              help="Default network policy of functions: internet, none, or a comma list of"
-                   " CIDR[:port]; 'off' gives environments loopback only.")  # fmt: skip
-@click.option("--allow-host-port", "allow_host_ports", type=click.IntRange(1, 65535),
-              multiple=True,
-              help="A TCP port of this host's loopback functions may reach at"
-                   " host.brazier.internal (repeatable).")  # fmt: skip
-# --- end of egress networking options ------------------------------------------------------------
-def server(
-    host: str,
-    port: int,
-    data_dir: str,
-    log_level: str,
-    auth: str | None,
-    region: str,
-    account_id: str,
-    account_concurrency: int,
-    idle_ttl: float,
-    log_retention_days: int,
-    prewarm_runtimes: str,
-    tls_cert: str | None,
-    tls_key: str | None,
-    read_timeout: float | None,
-    async_retry_delays: str,
-    aws_endpoint: str | None,
-    sqs_endpoint: str | None,
-    **network: Any,
-) -> None:
-    """Run the brazier server (the Lambda API) until SIGTERM or SIGINT."""
-    import uvicorn
+@config.click_options(config.SERVER_OPTIONS)
+def server(config_file: str | None, **flags: object) -> None:
+    """Run the brazier server (the Lambda API) until SIGTERM or SIGINT.
 
-    from brazier.api import limits
-    from brazier.api.connections import ConnectionLimits, protocol_class
-    from brazier.app import build_app
+    Every option is also read from BRAZIER_<OPTION> (BRAZIER_PORT, BRAZIER_DATA_DIR...) and from
+    the TOML file --config names (default /etc/brazier/brazier.toml when present); flags win over
+    the environment, which wins over the file."""
+    from brazier import serve
 
     try:
-        settings = Settings(
-            data_dir=Path(data_dir).resolve(),
-            host=host,
-            port=port,
-            auth=auth,  # type: ignore[arg-type]
-            region=region,
-            account_id=account_id,
-            log_level=log_level,
-            account_concurrency=account_concurrency,
-            idle_ttl_seconds=idle_ttl,
-            log_retention_days=log_retention_days,
-            prewarm_runtimes=(
-                None
-                if prewarm_runtimes == "all"
-                else tuple(r for r in prewarm_runtimes.split(",") if r and r != "none")
-            ),
-            tls_cert=Path(tls_cert).resolve() if tls_cert else None,
-            tls_key=Path(tls_key).resolve() if tls_key else None,
-            async_retry_delays=_delays(async_retry_delays),
-            sqs_endpoint=sqs_endpoint or aws_endpoint,
-            **_network_settings(**network),
-        )
-        _check_tls(settings.tls_cert, settings.tls_key)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        values = config.load(config.SERVER_OPTIONS, flags, config_file)
+    except config.ConfigError as exc:
+        config.fail(exc)
+    opts = _serve_options(values)
     logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=opts.settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if settings.plaintext_off_loopback:
+    if opts.settings.plaintext_off_loopback:
         logging.getLogger("brazier").warning(
             "serving plain HTTP on %s: signed requests can be read and replayed within their"
             " 5 minutes (with unsigned X-Amz-* headers added); use --tls-cert/--tls-key",
-            host,
+            opts.settings.host,
         )
-    _presize_fd_table(_raise_open_files_limit(account_concurrency))
-    connections = ConnectionLimits(
-        head_timeout=read_timeout or limits.HEADER_TIMEOUT,
-        body_timeout=read_timeout or limits.BODY_IDLE_TIMEOUT,
-        body_rate_grace=read_timeout or limits.BODY_RATE_GRACE,
-        max_connections=_connection_cap(account_concurrency),
-    )
-    config = uvicorn.Config(
-        build_app(settings),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http=protocol_class(connections),
-        timeout_keep_alive=limits.KEEP_ALIVE_TIMEOUT,
-        log_level=log_level,
-        access_log=log_level == "debug",
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-        ssl_certfile=settings.tls_cert,
-        ssl_keyfile=settings.tls_key,
-    )
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
-    # that was installed before it started. Make that handler a plain exit, so a clean shutdown
-    # exits 0 (what service managers expect) rather than dying of the signal.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _exit_cleanly)
-    uvicorn.Server(config).run()
+    sys.exit(serve.run(opts))
+
+
+def _serve_options(values: dict[str, Any]) -> ServeOptions:
+    """The resolved option values as settings; a value Settings refuses is a usage error."""
+    from brazier.serve import ServeOptions
+
+    prewarm = values["prewarm_runtimes"]
+    try:
+        settings = Settings(
+            data_dir=Path(values["data_dir"]).resolve(),
+            host=values["host"],
+            port=values["port"],
+            auth=values["auth"],
+            region=values["region"],
+            account_id=values["account_id"],
+            log_level=values["log_level"],
+            account_concurrency=values["account_concurrency"],
+            idle_ttl_seconds=values["idle_ttl"],
+            log_retention_days=values["log_retention_days"],
+            prewarm_runtimes=(
+                None
+                if prewarm == "all"
+                else tuple(r for r in prewarm.split(",") if r and r != "none")
+            ),
+            tls_cert=Path(values["tls_cert"]).resolve() if values["tls_cert"] else None,
+            tls_key=Path(values["tls_key"]).resolve() if values["tls_key"] else None,
+            async_retry_delays=_delays(values["async_retry_delays"]),
+            sqs_endpoint=values["sqs_endpoint"] or values["aws_endpoint"],
+            **_network_settings(values["egress"], values["allow_host_port"]),
+        )
+        _check_tls(settings.tls_cert, settings.tls_key)
+    except ValueError as exc:
+        config.fail(config.ConfigError(str(exc)))
+    return ServeOptions(settings, values["read_timeout"], values["shutdown_grace"])
 
 
 def _delays(text: str) -> tuple[float, ...]:
@@ -196,110 +127,52 @@ def _check_tls(cert: Path | None, key: Path | None) -> None:
         raise ValueError(f"cannot use --tls-cert {cert} with --tls-key {key}: {exc}") from exc
 
 
-def _raise_open_files_limit(environments: int) -> int:
-    """Soft limit up to the hard one. Each environment holds ~11 descriptors in the server (its
-    Runtime API listener and connection, its output pipe, its /tmp, the kernel files it keeps
-    open): the usual soft limit of 1,024 would stop a server at ~90 environments. (Sandboxes set
-    their own limit, 1,024, as Lambda's.) Warns when even the hard limit is too low for
-    ``environments`` (the account concurrency). Returns the descriptors to plan for: enough for
-    ``environments``, within the limit."""
-    import resource
-
-    from brazier.sandbox import environment_capacity, files_for_environments
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard
-    if hard == resource.RLIM_INFINITY:  # the kernel caps it at fs.nr_open
-        try:
-            want = int(Path("/proc/sys/fs/nr_open").read_text())
-        except (OSError, ValueError):
-            want = 1 << 20
-    if soft != resource.RLIM_INFINITY and soft < want:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-        except (OSError, ValueError):
-            logging.getLogger(__name__).warning(
-                "cannot raise the open files limit from %d: environments may run out", soft
-            )
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    planned = files_for_environments(environments)
-    if soft != resource.RLIM_INFINITY and soft < planned:
-        logging.getLogger(__name__).warning(
-            "the open files limit (%d) allows about %d environments, fewer than the account"
-            " concurrency (%d): raise it (ulimit -n, or LimitNOFILE= in a systemd unit)",
-            soft, environment_capacity(soft), environments,
-        )  # fmt: skip
-    return planned if soft == resource.RLIM_INFINITY else min(soft, planned)
-
-
-def _connection_cap(account_concurrency: int) -> int:
-    """Client connections open at once: the descriptors environments may not take (a quarter of
-    the open files limit), and never fewer than the account concurrency plus room for
-    control-plane calls. Past it, new connections are closed at once (api/connections.py)."""
-    import resource
-
-    from brazier.api import limits
-    from brazier.sandbox import connection_capacity
-
-    floor = account_concurrency + limits.MAX_CONNECTIONS_EXTRA
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY:
-        return max(floor, connection_capacity(1 << 20))
-    return max(floor, connection_capacity(soft))
-
-
-def _presize_fd_table(descriptors: int) -> None:
-    """Grow the process's descriptor table now to hold ``descriptors``, while the server has a
-    single thread. The kernel grows it by doubling as environments open descriptors, and in a
-    process with more than one thread every growth waits for an RCU grace period (10-20 ms
-    here, ftrace: expand_files -> synchronize_rcu) inside whatever call opened the descriptor,
-    with the event loop stopped: one cold start in a run of them took that much longer at each
-    doubling. The table is ~8 bytes per slot (128 KiB for the default account concurrency)."""
-    import fcntl
-
-    if descriptors <= 64:
-        return
-    try:
-        fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        # The lowest free descriptor from ``descriptors - 1`` up: makes the table that large
-        # without touching any descriptor in use; closed at once, the table stays.
-        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, descriptors - 1)
-        os.close(high)
-    except OSError:
-        pass  # past the limit: the table grows as it used to
-    finally:
-        os.close(fd)
-
-
-def _exit_cleanly(signum: int, frame: object) -> None:
-    sys.exit(0)
-
-
 @main.group()
 def keys() -> None:
     """Manage the access keys the server accepts (in the data dir)."""
 
 
-def _creds(data_dir: str):  # type: ignore[no-untyped-def]
+def _creds(data_dir: str | None, config_file: str | None, *, create: bool = False) -> Any:
+    """The key store of the data dir the server uses. Only ``keys create`` makes the folder: a
+    mistyped --data-dir is an error, not a new empty key store."""
     from brazier.app import credentials_for
 
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
-    return credentials_for(Path(data_dir))
+    try:
+        where = config.data_dir(data_dir, config_file)
+    except config.ConfigError as exc:
+        config.fail(exc)
+    if create:
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            click.echo(f"brazier: cannot create data dir {where}: {exc.strerror}", err=True)
+            sys.exit(1)
+    elif not where.is_dir():
+        click.echo(
+            f"brazier: no data dir at {where} (a server creates it when it starts);"
+            " check --data-dir / BRAZIER_DATA_DIR",
+            err=True,
+        )
+        sys.exit(1)
+    return credentials_for(where)
 
 
-_data_dir_opt = click.option("--data-dir", default="./.brazier", show_default=True)
+def _data_dir_opt(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+                     help=config.DATA_DIR.help_text())(f)  # fmt: skip
+    return config.config_option(f)
 
 
 @keys.command("create")
 @_data_dir_opt
-@click.option("--account-id", default="000000000000", show_default=True)
-@click.option("--description", default="")
-def keys_create(data_dir: str, account_id: str, description: str) -> None:
+@click.option("--account-id", default="000000000000", show_default=True,
+              help="The account the key signs as.")  # fmt: skip
+@click.option("--description", default="", help="A note kept with the key.")
+def keys_create(
+    data_dir: str | None, config_file: str | None, account_id: str, description: str
+) -> None:
     """Create an access key; prints it as JSON (the secret is shown only here)."""
-    rec = _creds(data_dir).create(account_id, description)
+    rec = _creds(data_dir, config_file, create=True).create(account_id, description)
     click.echo(json.dumps({
         "AccessKeyId": rec.access_key_id,
         "SecretAccessKey": rec.secret_access_key,
@@ -309,18 +182,18 @@ def keys_create(data_dir: str, account_id: str, description: str) -> None:
 
 @keys.command("list")
 @_data_dir_opt
-def keys_list(data_dir: str) -> None:
+def keys_list(data_dir: str | None, config_file: str | None) -> None:
     """List access keys (without secrets)."""
-    for rec in _creds(data_dir).list():
+    for rec in _creds(data_dir, config_file).list():
         click.echo(f"{rec.access_key_id}\t{rec.account_id}\t{rec.created}\t{rec.description}")
 
 
 @keys.command("delete")
 @_data_dir_opt
 @click.argument("access_key_id")
-def keys_delete(data_dir: str, access_key_id: str) -> None:
+def keys_delete(data_dir: str | None, config_file: str | None, access_key_id: str) -> None:
     """Delete an access key."""
-    if not _creds(data_dir).delete(access_key_id):
+    if not _creds(data_dir, config_file).delete(access_key_id):
         click.echo(f"no such key: {access_key_id}", err=True)
         sys.exit(1)
 

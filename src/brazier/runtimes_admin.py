@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from brazier import config
 from brazier.model.runtimes import SUPPORTED, RuntimeFamily, lookup
 
 _SANDBOX_TMP = Path("/tmp")  # noqa: S108 - sandboxes mount their own /tmp here
@@ -33,12 +34,21 @@ class InstallError(Exception):
 
 
 @click.group(invoke_without_command=True)
-@click.option("--data-dir", default="./.brazier", show_default=True, type=click.Path())
-@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+              help=config.DATA_DIR.help_text())  # fmt: skip
+@config.config_option
+@click.option("--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True,
+              help="A table, or JSON (runtime, status, path, version, source).")  # fmt: skip
 @click.pass_context
-def runtimes(ctx: click.Context, data_dir: str, output: str) -> None:
+def runtimes(
+    ctx: click.Context, data_dir: str | None, config_file: str | None, output: str
+) -> None:
     """List the runtimes brazier knows and what serves each on this machine."""
-    ctx.obj = Path(data_dir).resolve()
+    try:
+        ctx.obj = config.data_dir(data_dir, config_file)
+    except config.ConfigError as exc:
+        config.fail(exc)
     if ctx.invoked_subcommand is not None:
         return
     from brazier.sandbox.discovery import Discovery

@@ -79,5 +79,5 @@ BODY_RATE_GRACE: Final = 10.0
 KEEP_ALIVE_TIMEOUT: Final = 5
 # Connections open at once; past this the server closes new ones at once. Each costs a
 # descriptor and ~10 KB; at least the account concurrency plus this many for control-plane
-# calls, or what the open files limit leaves (entry.py, `_connection_cap`).
+# calls, or what the open files limit leaves (open_files.py, `connection_cap`).
 MAX_CONNECTIONS_EXTRA: Final = 1024

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import click
 
-from brazier.cli.main import _endpoint, _fail, _region, _signed
+from brazier.cli.main import USAGE, _fail, _signed, aws_options, target
 
 
 @click.group()
@@ -24,19 +24,22 @@ def layers() -> None:
 @layers.command()
 @click.argument("layer_version", metavar="NAME:VERSION")
 @click.option("--indent", default=2, show_default=True, help="JSON indentation (0: compact).")
-@_endpoint
-@_region
-def sbom(layer_version: str, indent: int, endpoint_url: str, region: str) -> None:
+@aws_options
+def sbom(
+    layer_version: str,
+    indent: int,
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None,
+) -> None:
     """Print the CycloneDX 1.5 SBOM of layer version NAME:VERSION."""
     name, sep, version = layer_version.rpartition(":")
     if not sep or not name or not version.isdigit():
         click.echo("error: expected NAME:VERSION, e.g. my-layer:3", err=True)
-        sys.exit(2)
-    url = (
-        f"{endpoint_url.rstrip('/')}/_brazier/v1/layers/{quote(name, safe='')}"
-        f"/versions/{version}/sbom"
-    )
-    reply = _signed("GET", url, region)
+        sys.exit(USAGE)
+    to = target(endpoint_url, region, profile)
+    url = f"{to.endpoint}/_brazier/v1/layers/{quote(name, safe='')}/versions/{version}/sbom"
+    reply = _signed("GET", url, to)
     if reply.status_code >= 300:
         _fail(reply)
     click.echo(json.dumps(reply.json(), indent=indent or None))

@@ -86,6 +86,7 @@ class Zygote:
                 stdin=subprocess.DEVNULL,
                 cwd="/",
                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                start_new_session=True,  # a terminal's Ctrl-C is for the server, not for it
             )
         except OSError as e:
             mine.close()
@@ -99,6 +100,15 @@ class Zygote:
                 hello, _ = await recv_msg(mine)
         except TimeoutError:
             hello = None
+        except asyncio.CancelledError:
+            # The server is stopping while this zygote boots: end it now, before the factory
+            # removes the files it is about to read (it would print a traceback).
+            self._detach()
+            proc, self._proc = self._proc, None
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+            raise
         if not hello or hello.get("t") != "hello":
             await self.close()
             raise SandboxUnavailable(f"zygote {self.interpreter.path} failed to start")

@@ -420,6 +420,7 @@ class _WriterProcess:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "brazier.store.log_writer", str(path),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,  # a terminal's Ctrl-C is for the server, not for it
         )  # fmt: skip
         return cls(proc)
 

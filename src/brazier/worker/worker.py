@@ -69,11 +69,12 @@ class LocalWorker:
         async with self._open_factory() as factory, asyncio.TaskGroup() as tg:
             self._factory = factory
             self._tasks = tg
-            tg.create_task(self._prewarm(factory))
+            prewarm = tg.create_task(self._prewarm(factory))
             reaper = tg.create_task(self._reap_forever())
             try:
                 yield self
             finally:
+                prewarm.cancel()  # stopping: no "runtimes ready" after "shutting down"
                 reaper.cancel()
                 self._tasks = None
                 envs = [e for p in self._pools.values() for e in p.take_all()]
