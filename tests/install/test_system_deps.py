@@ -69,12 +69,12 @@ def test_on_a_dnf_host_it_installs_fedora_names(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     calls = (tmp_path / "dnf.log").read_text().splitlines()
     # The needed ones in one transaction, then each optional one on its own.
-    assert calls == ["install -y -q libseccomp e2fsprogs", "install -y -q glibc-static"]
+    assert calls == ["install -y -q libseccomp e2fsprogs nftables", "install -y -q glibc-static"]
     assert "glibc-static is not available here; going on without it" in proc.stderr
 
 
 def test_on_a_dnf_host_with_everything_it_does_nothing(tmp_path: Path) -> None:
-    names = {"python3", "libseccomp", "e2fsprogs", "gcc", "glibc-static", "curl", "autoconf",
+    names = {"python3", "libseccomp", "e2fsprogs", "nftables", "gcc", "glibc-static", "curl", "autoconf",
              "automake", "libtool", "cmake", "gcc-c++", "make", "wrk"}  # fmt: skip
     bin_dir = fake_dnf_host(tmp_path, installed=names, unavailable=set())
     proc = subprocess.run(
