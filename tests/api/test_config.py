@@ -232,3 +232,24 @@ def test_a_key_from_create_key_still_works(tmp_path: Path) -> None:
     """support.create_key passes --data-dir explicitly: the flag wins over everything."""
     key = create_key(tmp_path / "d")
     assert key["AccessKeyId"] in (tmp_path / "d" / "credentials.json").read_text()
+
+
+def test_repeatable_and_list_options_from_every_source(tmp_path: Path) -> None:
+    """--allow-host-port: repeated flags, a comma list in the env, a TOML list; a bad port is
+    a ConfigError naming where it came from."""
+    from brazier import config
+
+    opts = config.SERVER_OPTIONS
+    none = config.ConfigFile(None, {})
+    by_flags = config.resolve(opts, {"allow_host_port": ((5432,), (6379,))}, {}, none)
+    assert by_flags["allow_host_port"] == (5432, 6379)
+    by_env = config.resolve(opts, {}, {"BRAZIER_ALLOW_HOST_PORT": "5432, 6379"}, none)
+    assert by_env["allow_host_port"] == (5432, 6379)
+    toml = tmp_path / "b.toml"
+    toml.write_text('allow_host_port = [5432]\nasync_retry_delays = "1,2"\negress = "none"\n')
+    by_file = config.resolve(opts, {}, {}, config.read_config_file(str(toml), {}))
+    assert by_file["allow_host_port"] == (5432,)
+    assert (by_file["async_retry_delays"], by_file["egress"]) == ("1,2", "none")
+    assert config.resolve(opts, {}, {}, none)["allow_host_port"] == ()
+    with pytest.raises(config.ConfigError, match=r"BRAZIER_ALLOW_HOST_PORT.*70000"):
+        config.resolve(opts, {}, {"BRAZIER_ALLOW_HOST_PORT": "70000"}, none)
