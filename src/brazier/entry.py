@@ -16,6 +16,8 @@ from brazier.cli.main import client_commands
 from brazier.model.logs import DEFAULT_RETENTION_DAYS
 from brazier.model.settings import Settings
 from brazier.runtimes_admin import runtimes
+from brazier.sandbox.cgroup_delegation import DelegationError, delegate
+from brazier.sandbox.cgroup_mode import CgroupMode, detect
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,6 +106,7 @@ def server(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _prepare_cgroups()
     if settings.plaintext_off_loopback:
         logging.getLogger("brazier").warning(
             "serving plain HTTP on %s: signed requests can be read and replayed within their"
@@ -283,3 +286,14 @@ def keys_delete(data_dir: str, access_key_id: str) -> None:
 main.add_command(runtimes)
 for _cmd in client_commands():
     main.add_command(_cmd)
+
+
+def _prepare_cgroups() -> None:
+    """Log the host's cgroup mode once; on v2 take the delegated subtree, or stop with the fix."""
+    mode = detect()
+    logging.getLogger("brazier").info("cgroup mode: %s", mode.value)
+    if mode is CgroupMode.V2 and os.geteuid() == 0:
+        try:
+            delegate()
+        except DelegationError as e:
+            raise click.ClickException(str(e)) from None
