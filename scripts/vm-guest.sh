@@ -35,7 +35,7 @@ export PYTHONDONTWRITEBYTECODE=1 HOME=/root BRAZIER_IN_VM=1 TMPDIR=/tmp
 trap - ERR
 t0=$(cut -d' ' -f1 /proc/uptime)
 # shellcheck disable=SC2046
-.venv/bin/pytest -p no:randomly -q tests/vm \
+.venv/bin/pytest -p no:randomly -v --durations=0 --color=no tests/vm \
     --junitxml="$R/junit.xml" $(cat "$R/pytest-args" 2>/dev/null) 2>&1
 rc=$?
 cp /tmp/pytest-of-*/pytest-*/*/server-*.log "$R/" 2>/dev/null

@@ -97,6 +97,7 @@ qemu_rc=${PIPESTATUS[0]}
 set -e
 t1=$(date +%s%N)
 wall=$(printf %d.%02d $(((t1 - t0) / 1000000000)) $(((t1 - t0) / 10000000 % 100)))
+rm -rf "$REPO/.vm-results"
 mkdir -p "$REPO/.vm-results"
 cp -f "$RESULTS"/* "$REPO/.vm-results/" 2>/dev/null || true
 if [[ ! -s $RESULTS/verdict ]]; then
