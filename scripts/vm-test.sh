@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-VM_TIMEOUT=${VM_TIMEOUT:-600}   # seconds for the whole VM run (about 4-6 minutes on 2 idle cores)
+VM_TIMEOUT=${VM_TIMEOUT:-900}   # seconds for the whole VM run (about 8 minutes on 2 shared cores)
 VM_MEM=${VM_MEM:-3072}
 VM_CPUS=${VM_CPUS:-2}
 
