@@ -4,7 +4,7 @@
 # guest's pytest verdict (qemu's own exit code says nothing about the guest). Decision 0023.
 #
 #   scripts/vm-test.sh            # or: make test-v2
-#   VM_PYTEST_ARGS='-k oom' scripts/vm-test.sh
+#   VM_PYTEST_ARGS='-k oom' scripts/vm-test.sh   # extra pytest args, split on spaces
 #   VM_BENCH=1 scripts/vm-test.sh # also the cold-start bench inside the VM
 set -euo pipefail
 cd "$(dirname "$0")/.."

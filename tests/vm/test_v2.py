@@ -263,3 +263,33 @@ def test_undelegated_server_exits_with_one_line_naming_the_fix(
     assert errors[0].startswith("Error: cgroup ") and "lacks the controllers" in errors[0]
     assert "systemd-run --scope -p Delegate=yes" in errors[0]
     assert "cgroup mode: v2" in proc.stderr
+
+
+def test_sweep_removes_a_killed_servers_cgroups(server: ServerProcess) -> None:
+    """A dead factory's cgroups (a process still inside one sandbox) go; a live one's stay."""
+    from brazier.sandbox.cgroups import pid_alive
+    from brazier.sandbox.factory import sweep_stale
+
+    dead_pid = 4_000_000
+    while pid_alive(dead_pid):
+        dead_pid -= 1
+    base = server_base(server)
+    dead = base / f"brazier-{dead_pid}-deadbeef"
+    alive = base / f"brazier-{os.getpid()}-cafebabe"
+    (dead / "sbx-1").mkdir(parents=True)
+    alive.mkdir()
+    orphan = subprocess.Popen(
+        ["sleep", "300"],
+        preexec_fn=lambda: (dead / "sbx-1" / "cgroup.procs").write_text("0"),  # noqa: PLW1509
+    )
+    try:
+        sweep_stale()
+        assert orphan.wait(10) == -9  # killed by the sweep
+        assert not dead.exists()
+        assert alive.exists()
+    finally:
+        orphan.kill()
+        orphan.wait()
+        for d in (dead / "sbx-1", dead, alive):
+            if d.exists():
+                d.rmdir()
