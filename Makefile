@@ -82,3 +82,7 @@ lock: $(DEV_STAMP) ## regenerate requirements*.lock from pyproject.toml (keeps p
 
 clean: ## remove the venv and caches (keeps .brazier data)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: test-v2
+test-v2: $(STAMP) system-deps native ## tests/vm/ on a cgroup v2 kernel in QEMU (TCG), < 6 min
+	bash scripts/vm-test.sh

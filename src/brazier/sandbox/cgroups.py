@@ -1,6 +1,10 @@
-"""Per-sandbox cgroups on this cgroup v1 hybrid machine.
+"""Per-sandbox cgroups: one Protocol (``CgroupParent`` makes ``SandboxCgroup``s), one class per
+host mode. ``open_cgroup_tree`` picks it from ``cgroup_mode.detect()``: v1 and hybrid hosts use
+the classes of this module, unified v2 hosts those of ``cgroups_v2`` (decision 0023). The limit
+values (memory, CPU share, pids) are computed here once for both.
 
-Layout: in the v1 hierarchies we need (memory, cpu, pids) and in the controller-less v2 mount,
+v1/hybrid layout: in the v1 hierarchies we need (memory, cpu, pids) and in the controller-less
+v2 mount,
 ``<caller's own cgroup>/brazier-<factory>/<sandbox>``. The caller's own cgroup comes from
 /proc/self/cgroup (memory puts each shell under /process_api/<id>), so nothing is created outside
 what the caller owns. The v2 cgroup is used only for its core files: ``cgroup.freeze`` (0.05 ms vs
@@ -25,8 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from pathlib import Path
+from typing import Protocol
 
+from .cgroup_delegation import SERVER_LEAF
+from .cgroup_mode import CgroupMode, detect
 from .errors import SandboxUnavailable
 from .procfiles import KeptFile
 
@@ -50,6 +58,48 @@ def total_pids_max(pid_max: int | None = None) -> int:
 
 
 MIB = 1 << 20
+
+
+def memory_limit_bytes(memory_mb: int, tmp_in_memory_mb: int = 0) -> int:
+    """The sandbox's memory limit, in every cgroup mode: MemorySize, plus the size of /tmp only
+    when /tmp is a tmpfs (the fallback without loop devices, whose pages count as memory;
+    decision 0022)."""
+    return (memory_mb + tmp_in_memory_mb) * MIB
+
+
+class SandboxCgroup(Protocol):
+    """One sandbox's cgroup(s): limits, accounting, freezing and killing."""
+
+    removed: bool
+
+    def create(self, *, background: bool = False) -> None: ...
+    def procs_files(self) -> list[str]: ...
+    def set_limits(self, memory_mb: int, tmp_in_memory_mb: int = 0) -> None: ...
+    def limit_cpu(self) -> None: ...
+    def memory_peak(self, at_least: int = 0) -> int: ...
+    def reset_memory_peak(self) -> None: ...
+    def oom_kills(self) -> int: ...
+    def cpu_time_ns(self) -> int: ...
+    async def freeze(self, frozen: bool) -> None: ...
+    def kill(self) -> None: ...
+    async def remove(self) -> None: ...
+
+
+class CgroupParent(Protocol):
+    """A factory's parent cgroup(s). ``create`` and ``remove`` are idempotent."""
+
+    def create(self) -> None: ...
+    def remove(self) -> None: ...
+    def child(self, sandbox_id: str) -> SandboxCgroup: ...
+
+
+def open_cgroup_tree(name: str, mode: CgroupMode | None = None) -> CgroupParent:
+    """The parent cgroup(s) named ``name`` for this host's cgroup mode (not created yet)."""
+    if (mode or detect()) is CgroupMode.V2:
+        from .cgroups_v2 import V2CgroupTree  # imports this module's limits
+
+        return V2CgroupTree(name)
+    return V1CgroupTree(name)
 
 
 def cpu_quota_us(memory_mb: int, cpus: int | None = None) -> int:
@@ -113,7 +163,10 @@ def sweep_stale_trees() -> int:
     own = _own_paths()
     roots = [v1[c] / own.get(c, "") for c in V1_CONTROLLERS if c in v1]
     if v2 is not None:
-        roots.append(v2 / own.get("unified", ""))
+        unified = v2 / own.get("unified", "")
+        roots.append(unified)
+        if unified.name == SERVER_LEAF:  # v2: the factories are siblings of the server's leaf
+            roots.append(unified.parent)
     removed = 0
     for root in roots:
         with contextlib.suppress(OSError):
@@ -128,15 +181,27 @@ def sweep_stale_trees() -> int:
                             # orphaned sandbox process; nothing else is ever put there.
                             with contextlib.suppress(ProcessLookupError):
                                 os.kill(int(task), 9)
-                        child.rmdir()
+                        _rmdir_when_empty(child)
                 with contextlib.suppress(OSError):
                     parent.rmdir()
                     removed += 1
     return removed
 
 
-class CgroupTree:
-    """The factory's parent cgroups. ``create`` and ``remove`` are idempotent."""
+def _rmdir_when_empty(d: Path, tries: int = 200) -> None:
+    """rmdir a cgroup whose tasks were just killed: EBUSY until the kernel has reaped them."""
+    for _ in range(tries):
+        try:
+            d.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.005)
+
+
+class V1CgroupTree:
+    """The factory's parent cgroups on a v1 or hybrid host (``create``, ``remove``: idempotent)."""
 
     def __init__(self, name: str) -> None:
         v1, v2 = _mounts()
@@ -171,7 +236,7 @@ class CgroupTree:
                 with contextlib.suppress(FileNotFoundError, OSError):
                     d.rmdir()
 
-    def child(self, sandbox_id: str) -> SandboxCgroup:
+    def child(self, sandbox_id: str) -> V1SandboxCgroup:
         """A sandbox's cgroups (not made yet: ``create``). With the v2 core files (freeze, kill,
         cpu.stat) there, the v1 freezer and cpuacct hierarchies are not used: two directories
         fewer to make and remove, and two migrations fewer for PID 1, per environment."""
@@ -182,7 +247,7 @@ class CgroupTree:
         else:
             used, v2 = V1_CONTROLLERS, None
         dirs = {c: Path(f"{self.parents[c]}/{sandbox_id}") for c in used}
-        return SandboxCgroup(dirs, v2)
+        return V1SandboxCgroup(dirs, v2)
 
 
 def _write(path: str | Path, value: str) -> None:
@@ -193,7 +258,7 @@ def _write(path: str | Path, value: str) -> None:
         os.close(fd)
 
 
-class SandboxCgroup:
+class V1SandboxCgroup:
     def __init__(self, dirs: dict[str, Path], v2: Path | None) -> None:
         self.dirs = dirs
         self.v2 = v2
@@ -242,7 +307,7 @@ class SandboxCgroup:
         """``tmp_in_memory_mb``: the size of a tmpfs /tmp (the fallback without loop devices),
         whose pages count as memory; 0 for a disk-backed /tmp (decision 0022)."""
         self._tmp_in_memory = tmp_in_memory_mb > 0
-        limit = str((memory_mb + tmp_in_memory_mb) * MIB)
+        limit = str(memory_limit_bytes(memory_mb, tmp_in_memory_mb))
         # SAFETY: the sandbox is idle (waiting for its spec), far below any limit we set.
         _write(self._mem_limit, limit)
         with contextlib.suppress(OSError):  # absent without swap accounting

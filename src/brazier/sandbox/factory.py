@@ -35,7 +35,7 @@ from typing import Any
 
 from . import native
 from .base import FactoryStatistics, SandboxSpec, environment_capacity
-from .cgroups import CgroupTree, owner_pid, pid_alive, sweep_stale_trees
+from .cgroups import open_cgroup_tree, owner_pid, pid_alive, sweep_stale_trees
 from .codetrees import CodeTrees
 from .discovery import Discovery, Interpreter, Launch, interpreter_at
 from .errors import (
@@ -192,7 +192,7 @@ class LinuxSandboxFactory:
         if os.geteuid() != 0:
             raise SandboxUnavailable("sandboxes need root (namespaces, mounts, cgroups)")
         sweep_stale()
-        self._tree = CgroupTree(self._name)
+        self._tree = open_cgroup_tree(self._name)
         self._tree.create()
         if self._state_dir is None:
             base = "/run" if os.access("/run", os.W_OK) else None

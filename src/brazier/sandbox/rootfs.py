@@ -9,9 +9,12 @@ there is no /sys and no other host file.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from .tmpdisk import discard_contents, in_disk_thread
@@ -142,6 +145,7 @@ _FSOPEN_CLOEXEC = 1
 _FSCONFIG_SET_STRING, _FSCONFIG_CMD_CREATE = 1, 6
 _MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV = 0x2, 0x4
 _AT_EMPTY_PATH = 0x1000
+_SYS_MOVE_MOUNT, _MOVE_MOUNT_F_EMPTY_PATH, _MNT_DETACH = 429, 0x4, 2
 
 
 def _syscall_fd(what: str, nr: int, *args: object) -> int:
@@ -220,14 +224,48 @@ class TmpVolume:
         closes it). Creates the tmpfs on first use."""
         if self._fd < 0:
             self._fd = self._create()
-        # SAFETY: an anonymous clone of our own detached tmpfs, owned by the returned fd.
-        return _syscall_fd(
-            "open_tree /tmp",
-            _SYS_OPEN_TREE,
-            ctypes.c_int(self._fd),
-            b"",
-            ctypes.c_uint(_OPEN_TREE_CLONE | _O_CLOEXEC | _AT_EMPTY_PATH),
-        )
+        try:
+            # SAFETY: an anonymous clone of our own detached tmpfs, owned by the returned fd.
+            return _syscall_fd(
+                "open_tree /tmp",
+                _SYS_OPEN_TREE,
+                ctypes.c_int(self._fd),
+                b"",
+                ctypes.c_uint(_OPEN_TREE_CLONE | _O_CLOEXEC | _AT_EMPTY_PATH),
+            )
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+        return self._clone_attached()
+
+    def _clone_attached(self) -> int:
+        """Kernels before 6.15 refuse to clone a detached mount (EINVAL; Debian 12's 6.1):
+        attach ours for a moment to a private staging directory, clone it there twice (one
+        for the sandbox, one kept as the next source), detach it again."""
+        staging = tempfile.mkdtemp(prefix="brazier-tmpvol-", dir="/run")
+        try:
+            # SAFETY: attaches our own detached tmpfs to our own new, empty directory.
+            _syscall_fd(
+                "move_mount /tmp",
+                _SYS_MOVE_MOUNT,
+                ctypes.c_int(self._fd),
+                b"",
+                ctypes.c_int(-100),
+                staging.encode(),
+                ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH),
+            )
+            try:
+                clone = open_tree_clone(Path(staging))
+                keep = open_tree_clone(Path(staging))
+            finally:
+                # SAFETY: detaches the mount we attached just above, nothing else.
+                _libc.umount2(staging.encode(), _MNT_DETACH)
+        finally:
+            with contextlib.suppress(OSError):
+                os.rmdir(staging)
+        os.close(self._fd)
+        self._fd = keep
+        return clone
 
     def close(self) -> None:
         """Drop the host's reference (the files go with the last sandbox holding a clone; a
