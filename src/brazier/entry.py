@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +17,6 @@ from brazier.cli.main import client_commands
 from brazier.doctor import doctor_command
 from brazier.model.settings import Settings
 from brazier.runtimes_admin import runtimes
-from brazier.sandbox.cgroup_delegation import DelegationError, delegate
-from brazier.sandbox.cgroup_mode import CgroupMode, detect
 
 if TYPE_CHECKING:
     from brazier.serve import ServeOptions
@@ -65,7 +62,6 @@ def server(config_file: str | None, **flags: object) -> None:
         level=opts.settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    _prepare_cgroups()
     if opts.settings.plaintext_off_loopback:
         logging.getLogger("brazier").warning(
             "serving plain HTTP on %s: signed requests can be read and replayed within their"
@@ -207,14 +203,3 @@ main.add_command(doctor_command)
 main.add_command(api_coverage)
 for _cmd in client_commands():
     main.add_command(_cmd)
-
-
-def _prepare_cgroups() -> None:
-    """Log the host's cgroup mode once; on v2 take the delegated subtree, or stop with the fix."""
-    mode = detect()
-    logging.getLogger("brazier").info("cgroup mode: %s", mode.value)
-    if mode is CgroupMode.V2 and os.geteuid() == 0:
-        try:
-            delegate()
-        except DelegationError as e:
-            raise click.ClickException(str(e)) from None

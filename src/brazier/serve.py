@@ -78,6 +78,21 @@ def lock_data_dir(data_dir: Path) -> int:
     return fd
 
 
+def prepare_cgroups() -> None:
+    """Log the host's cgroup mode once; on v2 move into the delegated subtree's leaf, or stop
+    with the command that gives brazier one (decision 0023)."""
+    from brazier.sandbox.cgroup_delegation import DelegationError, delegate
+    from brazier.sandbox.cgroup_mode import CgroupMode, detect
+
+    mode = detect()
+    log.info("cgroup mode: %s", mode.value)
+    if mode is CgroupMode.V2:
+        try:
+            delegate()
+        except DelegationError as e:
+            raise StartupError(str(e)) from None
+
+
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything starts (so a busy port costs nothing)."""
     try:
@@ -157,6 +172,7 @@ def run(opts: ServeOptions) -> int:
         check_root()
         lock = lock_data_dir(opts.settings.data_dir)
         sock = bind(opts.settings.host, opts.settings.port)
+        prepare_cgroups()
     except StartupError as exc:
         print(f"brazier: {exc}", file=sys.stderr)
         return 1
