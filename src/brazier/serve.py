@@ -78,19 +78,19 @@ def lock_data_dir(data_dir: Path) -> int:
     return fd
 
 
-def prepare_cgroups() -> None:
+def prepare_cgroups() -> str:
     """Log the host's cgroup mode once; on v2 move into the delegated subtree's leaf, or stop
     with the command that gives brazier one (decision 0023)."""
     from brazier.sandbox.cgroup_delegation import DelegationError, delegate
     from brazier.sandbox.cgroup_mode import CgroupMode, detect
 
     mode = detect()
-    log.info("cgroup mode: %s", mode.value)
     if mode is CgroupMode.V2:
         try:
             delegate()
         except DelegationError as e:
             raise StartupError(str(e)) from None
+    return mode.value
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -172,7 +172,7 @@ def run(opts: ServeOptions) -> int:
         check_root()
         lock = lock_data_dir(opts.settings.data_dir)
         sock = bind(opts.settings.host, opts.settings.port)
-        prepare_cgroups()
+        cgroup_mode = prepare_cgroups()
     except StartupError as exc:
         print(f"brazier: {exc}", file=sys.stderr)
         return 1
@@ -180,7 +180,7 @@ def run(opts: ServeOptions) -> int:
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve(opts, sock, stopper))
+            runner.run(_serve(opts, sock, stopper, cgroup_mode))
     except StartupError as exc:
         print(f"brazier: {exc}", file=sys.stderr)
         return 1
@@ -190,7 +190,9 @@ def run(opts: ServeOptions) -> int:
     return 0
 
 
-async def _serve(opts: ServeOptions, sock: socket.socket, stopper: _Stopper) -> None:
+async def _serve(
+    opts: ServeOptions, sock: socket.socket, stopper: _Stopper, cgroup_mode: str
+) -> None:
     from brazier import open_files
     from brazier.api import limits
     from brazier.api.connections import ConnectionLimits, protocol_class
@@ -233,10 +235,11 @@ async def _serve(opts: ServeOptions, sock: socket.socket, stopper: _Stopper) -> 
             return
         stopper.server, stopper.drain = server, drain
         log.info(
-            "brazier listening on %s (auth %s, data in %s)",
+            "brazier listening on %s (auth %s, data in %s, cgroup mode %s)",
             settings.base_url,
             settings.effective_auth,
             settings.data_dir,
+            cgroup_mode,
         )
         try:
             await server.serve(sockets=[sock])
