@@ -173,6 +173,7 @@ def _run(args: list[str], fd: int) -> None:
             check=True,
             timeout=MKFS_TIMEOUT_S,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # out of the terminal's Ctrl-C, like every helper
         )
     except (OSError, subprocess.SubprocessError) as e:
         detail = getattr(e, "stderr", b"") or b""

@@ -156,7 +156,7 @@ def run_nft(script: str, *, check: bool = True) -> str:
     # SAFETY: changes only brazier's own tables (every script names one).
     proc = subprocess.run(
         [nft, "-f", "-"], input=script, capture_output=True, text=True, timeout=NFT_TIMEOUT,
-        check=False,
+        check=False, start_new_session=True,  # out of the terminal's Ctrl-C
     )  # fmt: skip
     if check and proc.returncode != 0:
         raise NftError(1, f"nft failed: {proc.stderr.strip()[:500]}")
@@ -169,7 +169,13 @@ async def run_nft_async(script: str) -> None:
         raise NftError(2, "nft not found: install Debian's nftables package")
     # SAFETY: adds elements to the sets of brazier's own table only.
     proc = await asyncio.create_subprocess_exec(
-        nft, "-f", "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        nft,
+        "-f",
+        "-",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     async with asyncio.timeout(NFT_TIMEOUT):
         _out, err = await proc.communicate(script.encode())
