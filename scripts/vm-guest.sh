@@ -11,7 +11,9 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-for d in /tmp /run /var; do mount -t tmpfs -o mode=0755 tmpfs "$d"; done
+# /tmp holds the data dirs, whose /tmp disk images are sparse: a tmpfs larger than RAM is fine
+# (only written pages count), and brazier wants EphemeralStorage + 1 GiB free before a disk.
+for d in /tmp /run /var; do mount -t tmpfs -o mode=0755,size=16g tmpfs "$d"; done
 chmod 1777 /tmp
 mkdir -p /var/tmp && chmod 1777 /var/tmp
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results "$R"

@@ -53,7 +53,7 @@ add_module() {
     for d in $deps; do add_module "$(basename "${d%%.ko*}")"; done
     order+=("$path")
 }
-for m in virtio virtio_ring virtio_pci 9pnet 9pnet_virtio 9p ext4 loop; do add_module "$m"; done
+for m in virtio virtio_ring virtio_pci 9pnet 9pnet_virtio 9p ext4 loop overlay; do add_module "$m"; done
 for p in "${order[@]}"; do
     dest=$IR/lib/modules/$(basename "${p%%.ko*}").ko
     case $p in

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import errno
 import logging
 import os
 from pathlib import Path
@@ -67,28 +68,40 @@ def overlay_of(tree: Path, empty: Path) -> int:
     """A detached read-only overlay whose root shows ``tree`` (over the empty ``empty``: an
     overlay without an upper layer needs two lower ones), as an fd."""
     fds = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in (tree, empty)]
+    # By fd path: mountinfo shows /proc/self/fd/N, not the host path.
+    layers = [f"/proc/self/fd/{fd}".encode() for fd in fds]
     try:
-        # SAFETY: a new read-only overlay superblock attached to no mount point; the host keeps
-        # only an fd, sandboxes get clones of it on their own /var/task or /opt.
-        fs = _syscall_fd("fsopen overlay", _SYS_FSOPEN, b"overlay", ctypes.c_uint(_FSOPEN_CLOEXEC))
         try:
-            for fd in fds:  # by fd path: mountinfo shows /proc/self/fd/N, not the host path
-                _fsconfig(fs, b"lowerdir+", f"/proc/self/fd/{fd}".encode())
-            _fsconfig(fs, b"source", b"code")
-            _fsconfig(fs, b"", None, _FSCONFIG_CMD_CREATE)
-            attrs = _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV
-            return _syscall_fd(
-                "fsmount overlay",
-                _SYS_FSMOUNT,
-                ctypes.c_int(fs),
-                ctypes.c_uint(_FSOPEN_CLOEXEC),
-                ctypes.c_uint(attrs),
-            )
-        finally:
-            os.close(fs)
+            return _overlay([(b"lowerdir+", layer) for layer in layers])
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            # Kernels before 6.8 lack "lowerdir+" (Debian 12's 6.1): one colon-separated list.
+            return _overlay([(b"lowerdir", b":".join(layers))])
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _overlay(options: list[tuple[bytes, bytes]]) -> int:
+    # SAFETY: a new read-only overlay superblock attached to no mount point; the host keeps
+    # only an fd, sandboxes get clones of it on their own /var/task or /opt.
+    fs = _syscall_fd("fsopen overlay", _SYS_FSOPEN, b"overlay", ctypes.c_uint(_FSOPEN_CLOEXEC))
+    try:
+        for key, value in options:
+            _fsconfig(fs, key, value)
+        _fsconfig(fs, b"source", b"code")
+        _fsconfig(fs, b"", None, _FSCONFIG_CMD_CREATE)
+        attrs = _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV
+        return _syscall_fd(
+            "fsmount overlay",
+            _SYS_FSMOUNT,
+            ctypes.c_int(fs),
+            ctypes.c_uint(_FSOPEN_CLOEXEC),
+            ctypes.c_uint(attrs),
+        )
+    finally:
+        os.close(fs)
 
 
 class CodeTrees:
