@@ -15,6 +15,7 @@ from brazier.api.sigv4 import (
 )
 from brazier.model.errors import InvalidSignatureException
 from brazier.model.identity import Caller
+from brazier.model.sessions import SessionCredentials, SessionLookup
 from brazier.model.settings import AuthMode
 
 
@@ -28,8 +29,17 @@ def make_authenticator(
     default_region: str,
     default_account: str,
     credentials: SecretLookup,
+    sessions: SessionLookup | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Authenticator:
+    """``sessions``: the environments' live session credentials (decision 0029), accepted with
+    their token in every mode."""
+
+    def no_session(_access_key_id: str) -> SessionCredentials | None:
+        return None
+
+    lookup_session = sessions.get if sessions is not None else no_session
+
     def authenticate(
         method: str,
         raw_path: str,
@@ -75,6 +85,7 @@ def make_authenticator(
             mode=mode,
             default_region=default_region,
             default_account_id=default_account,
+            lookup_session=lookup_session,
         )
         return Caller(account=principal.account_id, region=principal.region)
 
