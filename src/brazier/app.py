@@ -15,7 +15,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from brazier.api.auth import make_authenticator
+from brazier.api.auth import make_authenticator, sandbox_callers_sign
 from brazier.api.codeurls import CodeUrlSigner
 from brazier.api.http import build_http_app
 from brazier.api.operations import Services
@@ -248,4 +248,7 @@ def build_server(settings: Settings) -> BuiltServer:
         sessions=sessions,
     )
     app = build_http_app(services, authenticate, lifespan, iam=iam, spool_dir=data_dir / "spool")
+    network = network_config(settings)
+    if network is not None:  # functions reach the API: their requests are always verified (0029)
+        app = sandbox_callers_sign(app, network.range)
     return BuiltServer(app, running)

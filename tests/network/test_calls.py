@@ -26,7 +26,7 @@ ROLE = "arn:aws:iam::000000000000:role/r"
 ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
             "AWS_ENDPOINT_URL_LAMBDA")  # fmt: skip
 CALLER = f"""
-import json, os
+import json, os, urllib.error, urllib.request
 import boto3
 
 def handler(event, context):
@@ -36,6 +36,18 @@ def handler(event, context):
             FunctionName=event["call"], Payload=json.dumps({{"x": event["x"]}})
         )
         out["result"] = json.loads(reply["Payload"].read())
+    if event.get("probe"):  # what a function gets without its session credentials
+        url = os.environ["AWS_ENDPOINT_URL_LAMBDA"] + "/2015-03-31/functions/"
+        try:
+            out["unsigned"] = urllib.request.urlopen(url, timeout=5).status
+        except urllib.error.HTTPError as e:
+            out["unsigned"] = e.code
+        made_up = boto3.client("lambda", aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+                               aws_secret_access_key="x" * 40, aws_session_token=None)
+        try:
+            out["made_up"] = len(made_up.list_functions()["Functions"])
+        except Exception as e:
+            out["made_up"] = e.response["Error"]["Code"]
     return out
 """
 CALLEE = "def handler(event, context):\n    return {'doubled': event['x'] * 2}\n"
@@ -145,7 +157,14 @@ def _calls_and_revokes(url: str, client: Any, port: int) -> dict[str, str]:
 def test_function_invokes_another_with_session_credentials_auth_none(tmp_path: Path) -> None:
     args = ("--egress", "internet", "--idle-ttl", "1")
     with running_server(tmp_path / "data", args=args) as srv:
-        _calls_and_revokes(srv.url, lambda_client(srv.url), srv.port)
+        client = lambda_client(srv.url)
+        _calls_and_revokes(srv.url, client, srv.port)
+        # --auth none serves the host's own unsigned callers, never a function's: from an
+        # environment's address, only its session (or a real key) is accepted.
+        _, out = call(client, "caller", {"probe": True})
+        assert out["unsigned"] == 403, out
+        assert out["made_up"] == "UnrecognizedClientException", out
+        assert len(client.list_functions()["Functions"]) == 2  # the host: still unsigned-open
 
 
 def test_function_invokes_another_with_session_credentials_sigv4(tmp_path: Path) -> None:
