@@ -15,7 +15,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from brazier.api.auth import make_authenticator
+from brazier.api.auth import make_authenticator, sandbox_callers_sign
 from brazier.api.codeurls import CodeUrlSigner
 from brazier.api.http import build_http_app
 from brazier.api.operations import Services
@@ -39,12 +39,13 @@ from brazier.model.egress import parse_egress
 from brazier.model.settings import Settings
 from brazier.sandbox import open_sandbox_factory
 from brazier.sandbox.discovery import Discovery
-from brazier.sandbox.network import NetworkConfig
+from brazier.sandbox.network import HOST_NAME, NetworkConfig
 from brazier.scheduler.base import Scheduler
 from brazier.store.blobs import BlobStore
 from brazier.store.credentials import CredentialStore
 from brazier.store.layers import SqliteLayerStore
 from brazier.store.logs import LogStore, metadata_group_owners
+from brazier.store.sessions import SessionStore
 from brazier.store.sqlite import SqliteStore
 from brazier.worker.worker import LocalWorker
 
@@ -86,8 +87,18 @@ def network_config(settings: Settings) -> NetworkConfig | None:
     if settings.egress is None:
         return None
     return NetworkConfig(
-        default=parse_egress(settings.egress), allow_host_ports=settings.allow_host_ports
+        default=parse_egress(settings.egress),
+        allow_host_ports=settings.allow_host_ports,
+        api_port=settings.port,  # functions call brazier at host.brazier.internal (0029)
     )
+
+
+def function_endpoints(settings: Settings) -> dict[str, str]:
+    """``AWS_ENDPOINT_URL_*`` of every function: brazier as reached from inside a sandbox, when
+    environments have a network to reach it by (decision 0029)."""
+    if settings.egress is None:
+        return {}
+    return {"AWS_ENDPOINT_URL_LAMBDA": f"http://{HOST_NAME}:{settings.port}"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +137,7 @@ def build_server(settings: Settings) -> BuiltServer:
     discovery = Discovery.default(data_dir)
     functions = FunctionService(store, blobs, layers, pins=pins, runtimes=discovery)
     resources = ResourceService(store, account_concurrency=settings.account_concurrency)
+    sessions = SessionStore()  # environments' credentials, in memory only (decision 0029)
     worker = LocalWorker(
         functools.partial(
             open_sandbox_factory,
@@ -141,6 +153,8 @@ def build_server(settings: Settings) -> BuiltServer:
             if settings.prewarm_runtimes is None
             else settings.prewarm_runtimes
         ),
+        sessions=sessions,
+        endpoints=function_endpoints(settings),
     )
 
     async def opt_dir(arns: tuple[str, ...]) -> Path | None:
@@ -192,6 +206,7 @@ def build_server(settings: Settings) -> BuiltServer:
         default_region=settings.region,
         default_account=settings.account_id,
         credentials=credentials_for(data_dir),
+        sessions=sessions,
     )
 
     @asynccontextmanager
@@ -230,6 +245,10 @@ def build_server(settings: Settings) -> BuiltServer:
         default_region=settings.region,
         default_account=settings.account_id,
         credentials=credentials_for(data_dir),
+        sessions=sessions,
     )
     app = build_http_app(services, authenticate, lifespan, iam=iam, spool_dir=data_dir / "spool")
+    network = network_config(settings)
+    if network is not None:  # functions reach the API: their requests are always verified (0029)
+        app = sandbox_callers_sign(app, network.range)
     return BuiltServer(app, running)

@@ -35,6 +35,7 @@ from brazier.model.errors import (
     MissingAuthenticationTokenException,
     UnrecognizedClientException,
 )
+from brazier.model.sessions import SessionCredentials, is_brazier_session_token
 
 __all__ = [
     "ALGORITHM",
@@ -134,6 +135,7 @@ def verify_request(
     mode: AuthMode,
     default_region: str,
     default_account_id: str = "000000000000",
+    lookup_session: Callable[[str], SessionCredentials | None] = lambda _key_id: None,
 ) -> Principal:
     """Authenticate one request and say who sent it. Pure apart from ``lookup_secret``.
 
@@ -147,6 +149,11 @@ def verify_request(
     (local, emulator style) unsigned requests pass as the default account, and a signed request
     must still be well formed, but neither its secret, its clock skew nor its signed header set is
     checked.
+
+    ``lookup_session`` finds environments' session credentials (decision 0029). A request that
+    names a live session key must carry its token (``X-Amz-Security-Token``), and one that
+    carries a brazier session token must name a live session, in both modes: a session ended or
+    a token forged is refused as AWS refuses an invalid token.
 
     Raises ``MissingAuthenticationTokenException``, ``IncompleteSignatureException``,
     ``InvalidSignatureException`` or ``UnrecognizedClientException``, with AWS's messages.
@@ -174,7 +181,9 @@ def verify_request(
         )
     access_key_id, scope_date, region = _check_scope(auth.credential, auth.amz_date)
 
-    key = lookup_secret(access_key_id)
+    key = _signing_secret(
+        access_key_id, _security_token(hmap, params), lookup_secret, lookup_session
+    )
     if mode == "none":
         account = key.account_id if key is not None else default_account_id
         return Principal(access_key_id, account, region, verified=False)
@@ -212,6 +221,32 @@ def verify_request(
     if as_sent != documented and signed_with(as_sent):
         return Principal(access_key_id, key.account_id, region, verified=True)
     raise InvalidSignatureException(_SIGNATURE_MISMATCH)
+
+
+def _signing_secret(
+    access_key_id: str,
+    token: str | None,
+    lookup_secret: Callable[[str], SigningSecret | None],
+    lookup_session: Callable[[str], SessionCredentials | None],
+) -> SigningSecret | None:
+    session = lookup_session(access_key_id)
+    if session is not None:
+        if token is None or not hmac.compare_digest(
+            token.encode("utf-8", "replace"), session.session_token.encode()
+        ):
+            raise UnrecognizedClientException(_UNKNOWN_KEY)
+        return session
+    if token is not None and is_brazier_session_token(token):
+        # One of ours whose session ended (or a forgery): never fall back to the default account.
+        raise UnrecognizedClientException(_UNKNOWN_KEY)
+    return lookup_secret(access_key_id)
+
+
+def _security_token(hmap: Mapping[str, list[str]], params: Iterable[tuple[str, str]]) -> str | None:
+    token = _first(hmap, "x-amz-security-token")
+    if token is not None:
+        return token
+    return next((v for n, v in params if n == "X-Amz-Security-Token"), None)
 
 
 # --- parsing -----------------------------------------------------------------------------------

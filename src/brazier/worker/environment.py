@@ -20,7 +20,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from brazier.model.egress import parse_egress
 from brazier.model.errors import InvalidStateTransition
 from brazier.model.invocation import FunctionSpec, InvokeRequest, InvokeResult, LogSink, Outcome
+from brazier.model.sessions import SessionIssuer
 from brazier.runtime_api.base import (
     FunctionError,
     FunctionResponse,
@@ -98,8 +99,12 @@ class Environment:
         init_timeout: float,
         clock: Callable[[], float] = time.monotonic,
         log_quota: IngestBucket | None = None,
+        sessions: SessionIssuer | None = None,
+        endpoints: Mapping[str, str] | None = None,
     ) -> None:
-        """``log_quota``: the function's log ingestion quota (shared by its environments)."""
+        """``log_quota``: the function's log ingestion quota (shared by its environments).
+        ``sessions`` mints this environment's credentials (revoked by ``aclose``); ``endpoints``
+        are the ``AWS_ENDPOINT_URL_*`` variables its functions get (decision 0029)."""
         self.spec = spec
         self.env_id = uuid.uuid4().hex
         self.log_stream = logformat.stream_name(spec.version)
@@ -126,6 +131,11 @@ class Environment:
         self._frozen = False
         self._freezer: asyncio.Task[None] | None = None
         self._freeze_timer: asyncio.TimerHandle | None = None
+        self._sessions = sessions
+        self._credentials = sessions.issue(spec.account) if sessions is not None else None
+        self._platform_env = dict(endpoints or {})
+        if self._credentials is not None:
+            self._platform_env.update(self._credentials.as_environment())
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -155,7 +165,7 @@ class Environment:
                     handler=spec.handler,
                     memory_mb=spec.memory_mb,
                     ephemeral_mb=spec.ephemeral_mb,
-                    env=build_environment(spec, self.log_stream),
+                    env=build_environment(spec, self.log_stream, self._platform_env),
                     layer_dir=spec.layer_dir,
                     tmp=self._tmp,
                     egress=parse_egress(spec.egress) if spec.egress is not None else None,
@@ -294,6 +304,8 @@ class Environment:
 
     async def aclose(self) -> None:
         """Kill the sandbox and release /tmp. Idempotent."""
+        if self._credentials is not None and self._sessions is not None:
+            self._sessions.revoke(self._credentials.access_key_id)
         await self.reset()
         self.state = EnvState.CLOSED
         await self._tmp.aclose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from brazier.model.invocation import FunctionSpec
 from brazier.model.runtimes import RuntimeFamily, lookup
 
@@ -9,8 +11,13 @@ RUNTIME_DIR = "/var/runtime"
 TASK_ROOT = "/var/task"
 
 
-def build_environment(spec: FunctionSpec, log_stream: str) -> dict[str, str]:
-    """Customer variables first, then the platform's, which win (RIE's precedence)."""
+def build_environment(
+    spec: FunctionSpec, log_stream: str, platform: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Customer variables first, then the platform's, which win (RIE's precedence).
+
+    ``platform``: this environment's own platform variables (its session credentials, the
+    endpoints it reaches brazier at), reserved as Lambda reserves them."""
     info = lookup(spec.runtime)
     family = info.family if info else RuntimeFamily.PROVIDED
     env: dict[str, str] = {
@@ -47,6 +54,7 @@ def build_environment(spec: FunctionSpec, log_stream: str) -> dict[str, str]:
             "LC_CTYPE": "C.UTF-8",
         }
     )
+    env.update(platform or {})
     if info is not None and info.execution_env is not None:
         env["AWS_EXECUTION_ENV"] = info.execution_env
     if spec.log_format == "JSON":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from brazier.model.invocation import (
     LogSink,
     WorkerStatistics,
 )
+from brazier.model.sessions import SessionIssuer
 from brazier.sandbox import (
     RuntimeUnavailable,
     SandboxCapacityExceeded,
@@ -47,8 +48,14 @@ class LocalWorker:
         freeze_after: float = 0.005,
         prewarm_runtimes: tuple[str, ...] = (),
         clock: Callable[[], float] = time.monotonic,
+        sessions: SessionIssuer | None = None,
+        endpoints: Mapping[str, str] | None = None,
     ) -> None:
+        """``sessions``: mints each environment's credentials; ``endpoints``: the
+        ``AWS_ENDPOINT_URL_*`` variables of every function (decision 0029)."""
         self._open_factory = open_factory
+        self._sessions = sessions
+        self._endpoints = dict(endpoints or {})
         self._factory: SandboxFactory | None = None
         self._sink = sink
         self._idle_ttl = idle_ttl
@@ -108,6 +115,8 @@ class LocalWorker:
             init_timeout=self._init_timeout,
             clock=self._clock,
             log_quota=self._log_quotas.bucket(spec.account, spec.region, spec.name),
+            sessions=self._sessions,
+            endpoints=self._endpoints,
         )
         self._live.add(env)
         return env

@@ -35,10 +35,13 @@ MAX_CUSTOM_POLICIES = 4096
 
 @dataclass(frozen=True, slots=True)
 class NetworkConfig:
-    """``upstream_dns`` None: the host's own first IPv4 nameserver (see ``host_nameserver``)."""
+    """``upstream_dns`` None: the host's own first IPv4 nameserver (see ``host_nameserver``).
+    ``api_port``: brazier's own API port, reached from environments at ``HOST_NAME`` like an
+    allowed host port, so that functions can call brazier (decision 0029)."""
 
     default: EgressPolicy = EGRESS_INTERNET
     allow_host_ports: tuple[int, ...] = ()
+    api_port: int | None = None
     range: ipaddress.IPv4Network = DEFAULT_RANGE
     upstream_dns: str | None = None
 
@@ -50,6 +53,14 @@ class NetworkConfig:
         for port in self.allow_host_ports:
             if not 1 <= port <= 65535:
                 raise ValueError(f"--allow-host-port {port}: not a port")
+        if self.api_port is not None and not 1 <= self.api_port <= 65535:
+            raise ValueError(f"API port {self.api_port}: not a port")
+
+    @property
+    def host_ports(self) -> tuple[int, ...]:
+        """Every host port DNAT'ed from ``HOST_NAME``: the allowed ones and the API's."""
+        extra = (self.api_port,) if self.api_port is not None else ()
+        return tuple(sorted({*self.allow_host_ports, *extra}))
 
     @property
     def blocks(self) -> list[ipaddress.IPv4Network]:

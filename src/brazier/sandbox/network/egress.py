@@ -120,7 +120,7 @@ class EgressNetwork:
             collections.defaultdict(asyncio.Lock)
         )
         self.upstream: str | None = None
-        self._localnet = bool(config.allow_host_ports)
+        self._localnet = bool(config.host_ports)
         self.attached = 0
 
     # -- lifetime ---------------------------------------------------------------------------------

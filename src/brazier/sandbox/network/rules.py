@@ -56,7 +56,7 @@ def ruleset(
     veths (``bz<pid>.*``), so servers sharing a host do not see each other's environments."""
     ifs = f'"{ifname_prefix(pid)}*"'
     quiet = f"{{ {GROUP_POOLED:#x}, {GROUP_NONE:#x} }}"
-    ports = ", ".join(str(p) for p in sorted(set(config.allow_host_ports)))
+    ports = ", ".join(str(p) for p in config.host_ports)
     host_dnat = (
         f"ip daddr {HOST_ADDRESS} tcp dport {{ {ports} }} dnat ip to 127.0.0.1" if ports else ""
     )
