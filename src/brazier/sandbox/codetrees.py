@@ -27,18 +27,15 @@ import logging
 import os
 from pathlib import Path
 
-from .rootfs import open_tree_clone
+from .rootfs import clone_detached, open_tree_clone
 
 log = logging.getLogger(__name__)
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_SYS_OPEN_TREE, _SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT = 428, 430, 431, 432  # x86_64, aarch64
+_SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT = 430, 431, 432  # x86_64, aarch64
 _FSOPEN_CLOEXEC = 1
 _FSCONFIG_SET_STRING, _FSCONFIG_CMD_CREATE = 1, 6
 _MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV = 0x1, 0x2, 0x4
-_OPEN_TREE_CLONE = 1
-_O_CLOEXEC = 0o2000000
-_AT_EMPTY_PATH = 0x1000
 
 KEEP_TREES = 256  # overlays kept for reuse (one small superblock each)
 PRUNE_EVERY = 32  # clones between two looks for overlays of removed trees
@@ -140,14 +137,8 @@ class CodeTrees:
                 os.close(self._overlays.popitem(last=False)[1])
         else:
             self._overlays.move_to_end(key)
-        # SAFETY: an anonymous clone of our own detached overlay, owned by the returned fd.
-        return _syscall_fd(
-            f"open_tree {tree}",
-            _SYS_OPEN_TREE,
-            ctypes.c_int(fd),
-            b"",
-            ctypes.c_uint(_OPEN_TREE_CLONE | _O_CLOEXEC | _AT_EMPTY_PATH),
-        )
+        clone, self._overlays[key] = clone_detached(fd, str(tree))
+        return clone
 
     def prune(self) -> int:
         """Close the overlays of trees no longer at their path; how many were closed."""

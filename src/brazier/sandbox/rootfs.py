@@ -224,47 +224,7 @@ class TmpVolume:
         closes it). Creates the tmpfs on first use."""
         if self._fd < 0:
             self._fd = self._create()
-        try:
-            # SAFETY: an anonymous clone of our own detached tmpfs, owned by the returned fd.
-            return _syscall_fd(
-                "open_tree /tmp",
-                _SYS_OPEN_TREE,
-                ctypes.c_int(self._fd),
-                b"",
-                ctypes.c_uint(_OPEN_TREE_CLONE | _O_CLOEXEC | _AT_EMPTY_PATH),
-            )
-        except OSError as e:
-            if e.errno != errno.EINVAL:
-                raise
-        return self._clone_attached()
-
-    def _clone_attached(self) -> int:
-        """Kernels before 6.15 refuse to clone a detached mount (EINVAL; Debian 12's 6.1):
-        attach ours for a moment to a private staging directory, clone it there twice (one
-        for the sandbox, one kept as the next source), detach it again."""
-        staging = tempfile.mkdtemp(prefix="brazier-tmpvol-", dir="/run")
-        try:
-            # SAFETY: attaches our own detached tmpfs to our own new, empty directory.
-            _syscall_fd(
-                "move_mount /tmp",
-                _SYS_MOVE_MOUNT,
-                ctypes.c_int(self._fd),
-                b"",
-                ctypes.c_int(-100),
-                staging.encode(),
-                ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH),
-            )
-            try:
-                clone = open_tree_clone(Path(staging))
-                keep = open_tree_clone(Path(staging))
-            finally:
-                # SAFETY: detaches the mount we attached just above, nothing else.
-                _libc.umount2(staging.encode(), _MNT_DETACH)
-        finally:
-            with contextlib.suppress(OSError):
-                os.rmdir(staging)
-        os.close(self._fd)
-        self._fd = keep
+        clone, self._fd = clone_detached(self._fd, "/tmp")  # noqa: S108 - a label
         return clone
 
     def close(self) -> None:
@@ -285,6 +245,51 @@ class TmpVolume:
     async def aclose(self) -> None:
         """``close`` in the disk threads: dropping a disk-backed /tmp unmounts it (~50 ms)."""
         await in_disk_thread(self.close)
+
+
+def clone_detached(fd: int, what: str) -> tuple[int, int]:
+    """A clone of the detached mount ``fd`` for one sandbox, and the fd to keep as the source
+    from now on (``fd`` itself, or a replacement after ``fd`` was closed).
+
+    Kernels before 6.15 refuse to clone a detached mount (EINVAL; Debian 12's 6.1): there the
+    mount is attached for a moment to a private staging directory, cloned twice (one for the
+    sandbox, one kept as the next source) and detached again."""
+    try:
+        # SAFETY: an anonymous clone of our own detached mount, owned by the returned fd.
+        clone = _syscall_fd(
+            f"open_tree {what}",
+            _SYS_OPEN_TREE,
+            ctypes.c_int(fd),
+            b"",
+            ctypes.c_uint(_OPEN_TREE_CLONE | _O_CLOEXEC | _AT_EMPTY_PATH),
+        )
+        return clone, fd
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+    staging = tempfile.mkdtemp(prefix="brazier-clone-", dir="/run")
+    try:
+        # SAFETY: attaches our own detached mount to our own new, empty directory.
+        _syscall_fd(
+            f"move_mount {what}",
+            _SYS_MOVE_MOUNT,
+            ctypes.c_int(fd),
+            b"",
+            ctypes.c_int(-100),
+            staging.encode(),
+            ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH),
+        )
+        try:
+            clone = open_tree_clone(Path(staging))
+            keep = open_tree_clone(Path(staging))
+        finally:
+            # SAFETY: detaches the mount we attached just above, nothing else.
+            _libc.umount2(staging.encode(), _MNT_DETACH)
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(staging)
+    os.close(fd)
+    return clone, keep
 
 
 def open_tree_clone(path: Path) -> int:
