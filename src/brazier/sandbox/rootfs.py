@@ -25,6 +25,7 @@ MOUNT_POINTS = (
     "etc/ssl",
     "var/task",
     "var/runtime",
+    "var/runtime/sdk",  # discovery.SDK_MOUNT: the AWS SDKs, bound when installed
     "var/empty",
     "opt",
     "tmp",
@@ -59,6 +60,9 @@ def build_skeleton(root: Path) -> list[tuple[str, str, bool]]:
             binds.append((str(host), f"/{name}", True))
     for d in MOUNT_POINTS:
         (root / d).mkdir(mode=0o755, parents=True, exist_ok=True)
+    modules = root / "var" / "runtime" / "node_modules"  # on NODE_PATH, as in Lambda
+    if not modules.is_symlink():
+        modules.symlink_to("sdk/nodejs/node_modules")  # dangling (ignored) without the SDK
     if Path("/etc/ssl").is_dir():
         binds.append(("/etc/ssl", "/etc/ssl", True))
     for name, text in _ETC.items():
