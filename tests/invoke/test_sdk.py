@@ -158,6 +158,20 @@ def test_a_bundled_boto3_wins(sdk_client: Any) -> None:
     assert body == ["0.0.bundled", "/var/task/boto3/__init__.py"]
 
 
+def test_a_bundled_js_client_wins(sdk_client: Any) -> None:
+    pkg = "node_modules/@aws-sdk/client-lambda"
+    files = {
+        f"{pkg}/package.json": '{"name": "@aws-sdk/client-lambda", "main": "index.js"}',
+        f"{pkg}/index.js": "exports.LambdaClient = 'bundled';\n",
+        "index.mjs": 'import { LambdaClient } from "@aws-sdk/client-lambda";\n'
+        "export const handler = async () => LambdaClient;\n",
+    }
+    name = deploy(sdk_client, "node-bundled", files, "nodejs20.x", "index.handler")
+    out, body = call(sdk_client, name, {})
+    assert out["StatusCode"] == 200 and "FunctionError" not in out, body
+    assert body == "bundled"
+
+
 def test_the_sdk_is_read_only_in_the_sandbox(sdk_client: Any) -> None:
     name = deploy(sdk_client, "py-write", {"app.py": PY_WRITE}, "python3.11", "app.handler")
     out, body = call(sdk_client, name, {})
@@ -170,11 +184,12 @@ def test_node_functions_import_the_js_sdk_without_bundling_it(sdk_client: Any) -
     out, body = call(sdk_client, esm, {})
     assert out["StatusCode"] == 200 and "FunctionError" not in out, body
     assert body["client"] == body["command"] == "function"
-    assert body["resolved"].startswith("/var/runtime/")
+    assert body["resolved"].startswith("/var/runtime/sdk/nodejs/node_modules/@aws-sdk/")
     cjs = deploy(sdk_client, "node-cjs", {"index.js": NODE_CJS}, "nodejs22.x", "index.handler")
     out, body = call(sdk_client, cjs, {})
     assert out["StatusCode"] == 200 and "FunctionError" not in out, body
-    assert body["client"] == "function" and body["resolved"].startswith("/var/runtime/")
+    assert body["client"] == "function"
+    assert body["resolved"].startswith("/var/runtime/sdk/nodejs/node_modules/@aws-sdk/")
 
 
 def test_nodejs20_and_nodejs22_side_by_side(sdk_client: Any) -> None:

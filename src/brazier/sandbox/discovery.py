@@ -15,7 +15,8 @@ Several majors side by side are fine. provided.*: no interpreter; the zygote tha
 
 The AWS SDKs (``brazier runtimes install sdk``): ``<runtimes dir>/sdk`` holds ``python/`` (boto3
 and botocore, ``pip --target``), ``nodejs/node_modules`` (``@aws-sdk/client-*``) and
-``versions.json``; sandboxes bind it read-only at ``/var/runtime/sdk`` (see ``SDK_MOUNT``).
+``versions.json``; sandboxes bind it read-only at ``/var/runtime/sdk`` (see ``SDK_MOUNT``), and
+``/var/node_modules`` links to its ``nodejs/node_modules`` (rootfs.py).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ SYSTEM_RUNTIMES_DIR = Path("/var/lib/brazier/runtimes")
 SDK_ROW = "sdk"  # its row in ``brazier runtimes`` and the argument of ``install``
 SDK_MOUNT = "/var/runtime/sdk"  # where a sandbox sees the SDK dir (read-only)
 SDK_PYTHON_PATH = f"{SDK_MOUNT}/python"  # on sys.path after /var/task, /opt and /var/runtime
-SDK_NODE_MODULES = f"{SDK_MOUNT}/nodejs/node_modules"  # /var/runtime/node_modules links here
 SDK_VERSIONS = "versions.json"  # written last by the install: a dir without it is no SDK
 
 
