@@ -12,10 +12,16 @@ nodejsNN.x, a ``node`` whose major version is NN (and only such a node), the fir
   2. nvm's ``~/.nvm/versions/node/vNN.*`` (the newest); 3. ``node`` on PATH; 4. the bin dirs.
 Several majors side by side are fine. provided.*: no interpreter; the zygote that forks it uses
 ``exec_interpreter``. The runtimes dirs are ``<data dir>/runtimes`` and /var/lib/brazier/runtimes.
+
+The AWS SDKs (``brazier runtimes install sdk``): ``<runtimes dir>/sdk`` holds ``python/`` (boto3
+and botocore, ``pip --target``), ``nodejs/node_modules`` (``@aws-sdk/client-*``) and
+``versions.json``; sandboxes bind it read-only at ``/var/runtime/sdk`` (see ``SDK_MOUNT``), and
+``/var/node_modules`` links to its ``nodejs/node_modules`` (rootfs.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -29,6 +35,10 @@ from brazier.model.runtimes import SUPPORTED, RuntimeFamily, lookup
 from .errors import RuntimeUnavailable
 
 SYSTEM_RUNTIMES_DIR = Path("/var/lib/brazier/runtimes")
+SDK_ROW = "sdk"  # its row in ``brazier runtimes`` and the argument of ``install``
+SDK_MOUNT = "/var/runtime/sdk"  # where a sandbox sees the SDK dir (read-only)
+SDK_PYTHON_PATH = f"{SDK_MOUNT}/python"  # on sys.path after /var/task, /opt and /var/runtime
+SDK_VERSIONS = "versions.json"  # written last by the install: a dir without it is no SDK
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +126,11 @@ def node_prefix(runtimes_dir: Path, major: int) -> Path:
 def python_prefix(runtimes_dir: Path) -> Path:
     """``UV_PYTHON_INSTALL_DIR`` for ``uv python install``: one ``cpython-3.X.Y-*`` dir each."""
     return runtimes_dir / "python"
+
+
+def sdk_prefix(runtimes_dir: Path) -> Path:
+    """The AWS SDKs for functions that do not bundle their own (``install sdk``)."""
+    return runtimes_dir / "sdk"
 
 
 def _version_key(name: str) -> tuple[int, ...]:
@@ -310,6 +325,32 @@ class Discovery:
         if version is None and info.family is RuntimeFamily.PYTHON:
             version = _python_version(interp.path)
         return RuntimeStatus(runtime, True, interp.path, version, source)
+
+    # -- the AWS SDKs ------------------------------------------------------------------------
+
+    def sdk(self) -> Path | None:
+        """The SDK dir sandboxes bind at ``SDK_MOUNT``: the first runtimes dir's that has one."""
+        for m in self._managed:
+            if (sdk_prefix(m) / SDK_VERSIONS).is_file():
+                return sdk_prefix(m)
+        return None
+
+    def sdk_status(self) -> RuntimeStatus:
+        """The SDK's row of ``brazier runtimes``: its versions, or missing and how to install."""
+        where = self.sdk()
+        if where is None:
+            places = ", ".join(str(sdk_prefix(m)) for m in self._managed) or "no runtimes dir"
+            return RuntimeStatus(
+                SDK_ROW, False, None, None, None,
+                f"no AWS SDK in {places}: functions find only the SDK they bundle."
+                f" Install it with: brazier runtimes install {SDK_ROW}",
+            )  # fmt: skip
+        try:
+            versions = json.loads((where / SDK_VERSIONS).read_text())
+            version = f"boto3 {versions['boto3']}, js {versions['@aws-sdk/client-lambda']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            version = None
+        return RuntimeStatus(SDK_ROW, True, where, version, "brazier")
 
     def report(self) -> list[RuntimeStatus]:
         """Every runtime brazier knows, in the registry's order."""

@@ -37,7 +37,14 @@ from . import native
 from .base import FactoryStatistics, SandboxSpec, environment_capacity
 from .cgroups import open_cgroup_tree, owner_pid, pid_alive, sweep_stale_trees
 from .codetrees import CodeTrees
-from .discovery import Discovery, Interpreter, Launch, interpreter_at
+from .discovery import (
+    SDK_MOUNT,
+    SDK_PYTHON_PATH,
+    Discovery,
+    Interpreter,
+    Launch,
+    interpreter_at,
+)
 from .errors import (
     RuntimeUnavailable,
     SandboxCapacityExceeded,
@@ -394,6 +401,9 @@ class LinuxSandboxFactory:
         for prefix in (zyg.interpreter.prefix, extra):
             if prefix is not None:
                 binds.append((str(prefix), add_mount_point(self._root, prefix), True))
+        sdk = self._discovery.sdk()  # the AWS SDKs, when installed (runtimes install sdk)
+        if sdk is not None:
+            binds.append((str(sdk), SDK_MOUNT, True))
         bound = [dst for _, dst, _ in binds]
         for hidden in hidden_dirs(bound):  # read-only binds of the skeleton's empty dir
             binds.append((str(self._root) + EMPTY_DIR, hidden, True))
@@ -456,6 +466,7 @@ class LinuxSandboxFactory:
         sys_path = ["/var/task", "/opt/python", f"/opt/python/lib/python{minor}/site-packages"]
         sys_path += [p for p in extra if p not in sys_path] + list(zyg.hello["stdlib_path"])
         sys_path += ["/var/runtime"] if "/var/runtime" not in sys_path else []
+        sys_path += [SDK_PYTHON_PATH]  # as Lambda's boto3: after the function's and the layers'
         return {
             "t": "spec",
             "trees": trees,

@@ -28,6 +28,7 @@ MOUNT_POINTS = (
     "etc/ssl",
     "var/task",
     "var/runtime",
+    "var/runtime/sdk",  # discovery.SDK_MOUNT: the AWS SDKs, bound when installed
     "var/empty",
     "opt",
     "tmp",
@@ -62,6 +63,11 @@ def build_skeleton(root: Path) -> list[tuple[str, str, bool]]:
             binds.append((str(host), f"/{name}", True))
     for d in MOUNT_POINTS:
         (root / d).mkdir(mode=0o755, parents=True, exist_ok=True)
+    # The JS SDK where Node's own lookup from /var/task finds it, after /var/task/node_modules;
+    # not on NODE_PATH, whose ESM fallback hook costs Node 20 a loader thread (decision 0019).
+    modules = root / "var" / "node_modules"
+    if not modules.is_symlink():
+        modules.symlink_to("runtime/sdk/nodejs/node_modules")  # dangling without the SDK
     if Path("/etc/ssl").is_dir():
         binds.append(("/etc/ssl", "/etc/ssl", True))
     for name, text in _ETC.items():
