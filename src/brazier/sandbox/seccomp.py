@@ -24,6 +24,7 @@ last privileged step of the drop (``_brazier_child._finish_drop``): after it onl
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import platform
 import tempfile
@@ -158,7 +159,9 @@ def build_filter_bpf() -> bytes:
     filt = pyseccomp.SyscallFilter(pyseccomp.ERRNO(errno.EPERM))
     # A binary search on the syscall number (libseccomp >= 2.5) rather than a linear scan: a
     # 300-name list would otherwise cost the calls at its end ~300 instructions each.
-    filt.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, 2)
+    # libseccomp < 2.5 refuses the attribute: the linear program, as correct and a little slower.
+    with contextlib.suppress(OSError):
+        filt.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, 2)
     allow = pyseccomp.ALLOW
     for name in ALLOWED:
         number = _syscall(name)
