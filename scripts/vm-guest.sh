@@ -15,6 +15,14 @@ mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 # (only written pages count), and brazier wants EphemeralStorage + 1 GiB free before a disk.
 for d in /tmp /run /var; do mount -t tmpfs -o mode=0755,size=16g tmpfs "$d"; done
 chmod 1777 /tmp
+# A checkout under one of those (CI may clone into /tmp) is hidden by them: mount it again at
+# its own path, from its own read-only share.
+case "$REPO" in
+/tmp/* | /run/* | /var/*)
+    mkdir -p "$REPO"
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro repo "$REPO"
+    ;;
+esac
 mkdir -p /var/tmp && chmod 1777 /var/tmp
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results "$R"
 echo "root_ready $(cut -d' ' -f1 /proc/uptime)" >>"$R/timings"

@@ -92,6 +92,7 @@ timeout --foreground "$VM_TIMEOUT" qemu-system-x86_64 \
     -append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init cgroup_no_v1=all" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$RESULTS",mount_tag=results,security_model=none,multidevs=remap \
+    -virtfs local,path="$REPO",mount_tag=repo,security_model=none,readonly=on,multidevs=remap \
     </dev/null 2>&1 | tee "$RESULTS/console.log" | sed -u 's/^/  vm| /'
 qemu_rc=${PIPESTATUS[0]}
 set -e
