@@ -84,5 +84,5 @@ clean: ## remove the venv and caches (keeps .brazier data)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
 .PHONY: test-v2
-test-v2: $(DEV_STAMP) native ## tests/vm/ on a cgroup v2 kernel in QEMU (TCG), about 8 min
+test-v2: $(DEV_STAMP) native ## tests/vm/ on a cgroup v2 kernel in QEMU (TCG), about 6 min
 	bash scripts/vm-test.sh
