@@ -207,34 +207,6 @@ def check_seccomp(opts: DoctorOptions) -> Iterator[Finding]:
         )
 
 
-def _mountinfo() -> tuple[dict[str, Path], Path | None]:
-    """The v1 controllers' mount points, and the cgroup2 mount (if any)."""
-    v1: dict[str, Path] = {}
-    v2: Path | None = None
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fstype, _src, opts = right.split()[:3]
-            mountpoint = Path(left.split()[4])
-            if fstype == "cgroup2":
-                v2 = mountpoint
-            elif fstype == "cgroup":
-                for opt in opts.split(","):
-                    v1[opt] = mountpoint
-    return v1, v2
-
-
-def _own_cgroups() -> dict[str, str]:
-    """This process's cgroup per v1 controller, and under ``""`` its v2 cgroup."""
-    own: dict[str, str] = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, names, path = line.rstrip("\n").split(":", 2)
-            for name in names.split(",") if names else [""]:
-                own[name] = path.lstrip("/")
-    return own
-
-
 def _probe_cgroup(parent: Path) -> str | None:
     """Create and remove a cgroup under ``parent`` (named as a factory's, so that a leftover is
     swept like one): None when that works, else why not."""
@@ -253,12 +225,13 @@ def _probe_cgroup(parent: Path) -> str | None:
 
 def check_cgroups(opts: DoctorOptions) -> Iterator[Finding]:
     from brazier.sandbox.cgroup_mode import CgroupMode, detect
+    from brazier.sandbox.cgroups import cgroup_mounts, own_cgroups
 
     mode = detect()
-    v1, _ = _mountinfo()
-    own = _own_cgroups()
+    v1, _ = cgroup_mounts()
+    own = own_cgroups()
     if mode is CgroupMode.V2:
-        yield from check_v2(Path("/sys/fs/cgroup") / own.get("", ""))
+        yield from check_v2(Path("/sys/fs/cgroup") / own.get("unified", ""))
         return
     needed = _V1_NEEDED + (() if mode is CgroupMode.HYBRID else _V1_WITHOUT_V2)
     missing = [c for c in needed if c not in v1]

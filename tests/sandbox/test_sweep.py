@@ -24,7 +24,7 @@ def _dead_pid() -> int:
 @pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
 def test_sweep_removes_only_dead_factories() -> None:
     v1, _ = cgroups._mounts()
-    own = cgroups._own_paths()
+    own = cgroups.own_cgroups()
     root = v1["pids"] / own.get("pids", "")
     dead = root / f"brazier-{_dead_pid()}-deadbeef"
     alive = root / f"brazier-{os.getpid()}-cafebabe"

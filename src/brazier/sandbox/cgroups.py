@@ -108,7 +108,8 @@ def cpu_quota_us(memory_mb: int, cpus: int | None = None) -> int:
     return max(CFS_PERIOD_US // 20, min(quota, CFS_PERIOD_US * cpus))
 
 
-def _mounts() -> tuple[dict[str, Path], Path | None]:
+def cgroup_mounts() -> tuple[dict[str, Path], Path | None]:
+    """Every v1 controller's mount point, and the cgroup2 mount (if any)."""
     v1: dict[str, Path] = {}
     v2: Path | None = None
     with open("/proc/self/mountinfo") as f:
@@ -120,12 +121,18 @@ def _mounts() -> tuple[dict[str, Path], Path | None]:
                 v2 = mountpoint
             elif fstype == "cgroup":
                 for opt in opts.split(","):
-                    if opt in V1_CONTROLLERS:
-                        v1[opt] = mountpoint
+                    v1[opt] = mountpoint
     return v1, v2
 
 
-def _own_paths() -> dict[str, str]:
+def _mounts() -> tuple[dict[str, Path], Path | None]:
+    """``cgroup_mounts`` narrowed to the v1 controllers brazier uses."""
+    v1, v2 = cgroup_mounts()
+    return {c: p for c, p in v1.items() if c in V1_CONTROLLERS}, v2
+
+
+def own_cgroups() -> dict[str, str]:
+    """This process's cgroup per v1 controller, and under ``"unified"`` its v2 cgroup."""
     own: dict[str, str] = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -160,7 +167,7 @@ def sweep_stale_trees() -> int:
     the pid namespace of each sandbox's PID 1 or are killed here first. Returns how many parents
     were removed."""
     v1, v2 = _mounts()
-    own = _own_paths()
+    own = own_cgroups()
     roots = [v1[c] / own.get(c, "") for c in V1_CONTROLLERS if c in v1]
     if v2 is not None:
         unified = v2 / own.get("unified", "")
@@ -208,7 +215,7 @@ class V1CgroupTree:
         missing = [c for c in V1_CONTROLLERS if c not in v1]
         if missing:
             raise SandboxUnavailable(f"cgroup v1 controllers not mounted: {', '.join(missing)}")
-        own = _own_paths()
+        own = own_cgroups()
         self.parents = {c: v1[c] / own.get(c, "") / name for c in V1_CONTROLLERS}
         self.v2_parent = v2 / own.get("unified", "") / name if v2 else None
 

@@ -23,6 +23,7 @@ from .cgroup_delegation import ROOT, delegate
 from .cgroups import (
     CFS_PERIOD_US,
     PIDS_MAX,
+    _write,
     cpu_quota_us,
     memory_limit_bytes,
     total_pids_max,
@@ -32,14 +33,6 @@ from .procfiles import KeptFile
 
 SUBTREE = "+cpu +memory +pids"
 DEFAULT_WEIGHT, BACKGROUND_WEIGHT = 100, 1  # cpu.weight: the kernel's default and minimum
-
-
-def _write(path: str | Path, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
 
 
 def _keyed(text: str, key: str) -> int:
